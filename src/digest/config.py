@@ -1,0 +1,387 @@
+"""Settings: read once from the environment and a .env file, validated once.
+
+Every other module receives a :class:`Settings` (a frozen dataclass) and never
+reads the environment itself. A malformed value raises :class:`ConfigError`
+naming the key, which the CLI shows as ``Error: KEY: ...`` with exit code 2.
+
+Precedence: real environment variables win over the env file (python-dotenv's
+convention). Relative paths that come from an env file are resolved against
+that file's folder, so ``digest --env /srv/blog/digest.env`` works from any
+working directory; relative paths from the real environment are resolved
+against the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from digest.errors import ConfigError
+
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+DigestMode = Literal["excerpt", "full"]
+
+DEFAULT_SUBJECT = "{{ feed_title }}: {{ newest.title }}{% if others %} (+{{ others }} more){% endif %}"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days)?\s*$")
+_UNIT_SECONDS = {
+    None: 1, "s": 1, "sec": 1, "secs": 1,
+    "m": 60, "min": 60, "mins": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}  # fmt: skip
+_SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class FirstRunPolicy:
+    """What the first digest of a newly seen feed may contain."""
+
+    kind: Literal["latest", "all", "none"]
+    count: int = 0
+
+    def __str__(self) -> str:
+        return f"latest:{self.count}" if self.kind == "latest" else self.kind
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting digest knows. Field docs live in config.example.env and the README."""
+
+    feed_urls: tuple[str, ...] = ()
+    db_path: Path = Path("digest.db")
+    sender: str | None = None  # DIGEST_FROM, already validated "Name <addr>"
+    reply_to: str | None = None
+    schedule: str = "0 8 * * mon"
+    check_interval: float = 1800.0
+    timezone: str = "UTC"
+    mode: DigestMode = "excerpt"
+    excerpt_words: int = 150
+    max_entries: int = 20
+    max_html_bytes: int = 90_000
+    first_run: FirstRunPolicy = field(default_factory=lambda: FirstRunPolicy("latest", 3))
+    code_style: str = "friendly"
+    template_dir: Path | None = None
+    subject_template: str = DEFAULT_SUBJECT
+    public_url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    http_listen: tuple[str, int] | None = None
+    postal_address: str | None = None
+    unsubscribe_mailto: str | None = None
+    fetch_timeout: float = 20.0
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    log_level: str = "INFO"
+    bounce_on_5xx: bool = True
+    send_attempts: int = 4
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_security: SmtpSecurity = "starttls"
+    smtp_timeout: float = 30.0
+    smtp_connections: int = 2
+    smtp_rate: float = 0.0
+    smtp_verify_cert: bool = True
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sender_address(self) -> Address:
+        """DIGEST_FROM as an Address; ConfigError when it is not set."""
+        if not self.sender:
+            raise ConfigError("DIGEST_FROM: not set", hint="e.g. DIGEST_FROM='My Blog <news@example.com>'")
+        return parse_address("DIGEST_FROM", self.sender)
+
+    @property
+    def reply_to_address(self) -> Address | None:
+        return parse_address("DIGEST_REPLY_TO", self.reply_to) if self.reply_to else None
+
+    def require_feeds(self) -> tuple[str, ...]:
+        if not self.feed_urls:
+            raise ConfigError("DIGEST_FEED_URL: not set", hint="the URL or path of your blog's RSS/Atom feed")
+        return self.feed_urls
+
+    def require_sending(self) -> None:
+        """The settings a real send needs beyond those a preview needs."""
+        self.sender_address  # noqa: B018 - validates and raises when missing
+        if not self.public_url:
+            raise ConfigError(
+                "DIGEST_PUBLIC_URL: not set",
+                hint="every message needs a working one-click unsubscribe link",
+            )
+        if not self.secret:
+            raise ConfigError(
+                "DIGEST_SECRET: not set",
+                hint="generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
+
+    def with_db(self, path: Path | None) -> Settings:
+        return self if path is None else replace(self, db_path=path)
+
+
+def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``environ`` (default os.environ) over ``env_file``.
+
+    Without ``env_file``, ``./.env`` is read when it exists.
+    """
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, str] = {}
+    base_dir = Path.cwd()
+    if env_file is None and Path(".env").is_file():
+        env_file = Path(".env")
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError(f"--env: no such file: {env_file}")
+        file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        base_dir = env_file.resolve().parent
+
+    def raw(key: str) -> str | None:
+        value = environ.get(key)
+        if value is None:
+            value = file_values.get(key)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def path_of(key: str) -> Path | None:
+        value = raw(key)
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            root = Path.cwd() if key in environ else base_dir
+            path = root / path
+        return path
+
+    def feed_location(value: str) -> str:
+        scheme = urlsplit(value).scheme.lower()
+        if scheme in ("http", "https", "file"):
+            return value
+        if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
+            raise ConfigError(f"DIGEST_FEED_URL: unsupported URL scheme {scheme!r} in {value!r}")
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            root = Path.cwd() if "DIGEST_FEED_URL" in environ else base_dir
+            path = root / path
+        return str(path)
+
+    security = (raw("SMTP_SECURITY") or "starttls").lower()
+    if security not in _SMTP_DEFAULT_PORTS:
+        raise ConfigError(f"SMTP_SECURITY: must be starttls, ssl or none, not {raw('SMTP_SECURITY')!r}")
+
+    mode = (raw("DIGEST_MODE") or "excerpt").lower()
+    if mode not in ("excerpt", "full"):
+        raise ConfigError(f"DIGEST_MODE: must be excerpt or full, not {raw('DIGEST_MODE')!r}")
+
+    timezone = raw("DIGEST_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DIGEST_TIMEZONE: unknown time zone {timezone!r}", hint="e.g. Europe/Paris") from None
+
+    sender = raw("DIGEST_FROM")
+    if sender is not None:
+        parse_address("DIGEST_FROM", sender)
+    reply_to = raw("DIGEST_REPLY_TO")
+    if reply_to is not None:
+        parse_address("DIGEST_REPLY_TO", reply_to)
+
+    public_url = raw("DIGEST_PUBLIC_URL")
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"DIGEST_PUBLIC_URL: not an http(s) URL: {public_url!r}")
+        public_url = public_url.rstrip("/")
+
+    mailto = raw("DIGEST_UNSUBSCRIBE_MAILTO")
+    if mailto is not None:
+        mailto = mailto.removeprefix("mailto:")
+        parse_address("DIGEST_UNSUBSCRIBE_MAILTO", mailto)
+
+    code_style = raw("DIGEST_CODE_STYLE") or Settings.code_style
+    _check_code_style(code_style)
+
+    level = (raw("DIGEST_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"DIGEST_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
+
+    dkim = (raw("DIGEST_DKIM_SELECTOR"), raw("DIGEST_DKIM_DOMAIN"), raw("DIGEST_DKIM_KEY_FILE"))
+    if any(dkim) and not all(dkim):
+        raise ConfigError(
+            "DIGEST_DKIM_SELECTOR: DKIM needs all three of DIGEST_DKIM_SELECTOR, "
+            "DIGEST_DKIM_DOMAIN and DIGEST_DKIM_KEY_FILE"
+        )
+
+    schedule = raw("DIGEST_SCHEDULE") or Settings.schedule
+    _check_schedule(schedule)
+
+    feeds = raw("DIGEST_FEED_URL")
+    return Settings(
+        feed_urls=tuple(feed_location(v) for v in re.split(r"[\s,]+", feeds) if v) if feeds else (),
+        db_path=path_of("DIGEST_DB") or base_dir / "digest.db",
+        sender=sender,
+        reply_to=reply_to,
+        schedule=schedule,
+        check_interval=_duration("DIGEST_CHECK_INTERVAL", raw("DIGEST_CHECK_INTERVAL"), 1800.0),
+        timezone=timezone,
+        mode=mode,  # type: ignore[arg-type]
+        excerpt_words=_integer("DIGEST_EXCERPT_WORDS", raw("DIGEST_EXCERPT_WORDS"), 150, minimum=10),
+        max_entries=_integer("DIGEST_MAX_ENTRIES", raw("DIGEST_MAX_ENTRIES"), 20, minimum=1),
+        max_html_bytes=_integer("DIGEST_MAX_HTML_BYTES", raw("DIGEST_MAX_HTML_BYTES"), 90_000, minimum=10_000),
+        first_run=_first_run(raw("DIGEST_FIRST_RUN")),
+        code_style=code_style,
+        template_dir=path_of("DIGEST_TEMPLATE_DIR"),
+        subject_template=raw("DIGEST_SUBJECT") or DEFAULT_SUBJECT,
+        public_url=public_url,
+        secret=raw("DIGEST_SECRET"),
+        http_listen=_listen(raw("DIGEST_HTTP_LISTEN")),
+        postal_address=raw("DIGEST_POSTAL_ADDRESS"),
+        unsubscribe_mailto=mailto,
+        fetch_timeout=_duration("DIGEST_FETCH_TIMEOUT", raw("DIGEST_FETCH_TIMEOUT"), 20.0),
+        fetch_max_bytes=_integer(
+            "DIGEST_FETCH_MAX_BYTES", raw("DIGEST_FETCH_MAX_BYTES"), 10 * 1024 * 1024, minimum=1024
+        ),
+        log_level=level,
+        bounce_on_5xx=_boolean("DIGEST_BOUNCE_ON_5XX", raw("DIGEST_BOUNCE_ON_5XX"), True),
+        send_attempts=_integer("DIGEST_SEND_ATTEMPTS", raw("DIGEST_SEND_ATTEMPTS"), 4, minimum=1),
+        dkim_selector=dkim[0],
+        dkim_domain=dkim[1],
+        dkim_key_file=path_of("DIGEST_DKIM_KEY_FILE"),
+        smtp_host=raw("SMTP_HOST") or "localhost",
+        smtp_port=_integer("SMTP_PORT", raw("SMTP_PORT"), _SMTP_DEFAULT_PORTS[security], minimum=1, maximum=65535),
+        smtp_username=raw("SMTP_USERNAME"),
+        smtp_password=raw("SMTP_PASSWORD"),
+        smtp_security=security,  # type: ignore[arg-type]
+        smtp_timeout=_duration("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), 30.0),
+        smtp_connections=_integer("SMTP_CONNECTIONS", raw("SMTP_CONNECTIONS"), 2, minimum=1, maximum=32),
+        smtp_rate=_number("SMTP_RATE", raw("SMTP_RATE"), 0.0),
+        smtp_verify_cert=_boolean("SMTP_VERIFY_CERT", raw("SMTP_VERIFY_CERT"), True),
+    )
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"`` -> 1800.0; ValueError when malformed or not positive."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 6h, 1d)")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"must be more than zero, not {text!r}")
+    return seconds
+
+
+def _duration(key: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _integer(key: str, value: str | None, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{key}: not a whole number: {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{key}: must be {bounds}, not {number}")
+    return number
+
+
+def _number(key: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{key}: not a number: {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{key}: must not be negative, not {value}")
+    return number
+
+
+def _boolean(key: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: must be true or false, not {value!r}")
+
+
+def parse_address(key: str, value: str) -> Address:
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"{key}: must be a single line")
+    name, addr = parseaddr(value)
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or "." not in domain or " " in addr:
+        raise ConfigError(f"{key}: not an email address: {value!r}", hint="e.g. 'My Blog <news@example.com>'")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def _first_run(value: str | None) -> FirstRunPolicy:
+    if value is None:
+        return FirstRunPolicy("latest", 3)
+    lowered = value.lower()
+    if lowered in ("all", "none"):
+        return FirstRunPolicy(lowered)  # type: ignore[arg-type]
+    match = re.fullmatch(r"latest:(\d+)", lowered)
+    if match:
+        return FirstRunPolicy("latest", int(match.group(1)))
+    raise ConfigError(f"DIGEST_FIRST_RUN: must be latest:N, all or none, not {value!r}")
+
+
+def _listen(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"DIGEST_HTTP_LISTEN: expected HOST:PORT, not {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"DIGEST_HTTP_LISTEN: port out of range in {value!r}")
+    return host, number
+
+
+def _check_code_style(name: str) -> None:
+    from pygments.styles import get_all_styles
+
+    if name not in set(get_all_styles()):
+        raise ConfigError(f"DIGEST_CODE_STYLE: unknown Pygments style {name!r}", hint="see `pygmentize -L styles`")
+
+
+def _check_schedule(expr: str) -> None:
+    # Imported here: the scheduler module pulls in APScheduler, which only the
+    # daemon and this check need.
+    from digest.schedule import parse_schedule
+
+    try:
+        parse_schedule(expr, "UTC")
+    except ValueError as exc:
+        raise ConfigError(f"DIGEST_SCHEDULE: {exc}") from None

@@ -1,0 +1,85 @@
+"""Plain data passed between pipeline stages: no I/O, no behaviour beyond views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    url: str
+    type: str = ""
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed item, normalised. ``key`` is its stable identity within its feed."""
+
+    key: str
+    title: str
+    link: str | None = None
+    guid: str | None = None
+    author: str | None = None
+    published: datetime | None = None  # aware, UTC
+    updated: datetime | None = None
+    summary_html: str = ""
+    content_html: str = ""
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    alt_keys: tuple[str, ...] = ()  # older identities this entry may be stored under
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    url: str
+    title: str
+    site_url: str | None
+    entries: tuple[Entry, ...]
+    warning: str | None = None  # feedparser's bozo reason when entries were still read
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as the database holds it, with the feed it came from."""
+
+    id: int
+    feed_id: int
+    feed_title: str
+    feed_site_url: str | None
+    key: str
+    title: str
+    link: str | None
+    author: str | None
+    published: datetime | None
+    first_seen: datetime
+    summary_html: str
+    content_html: str
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+
+    @property
+    def sort_time(self) -> datetime:
+        return self.published or self.first_seen
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str | None
+    status: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A rendered digest: HTML already inlined, with personal placeholders left in."""
+
+    subject: str
+    html: str
+    text: str
+    entry_ids: tuple[int, ...] = ()
+    notes: tuple[str, ...] = field(default=())  # e.g. "2 entries shortened to fit"
+    id: int | None = None

@@ -1,0 +1,239 @@
+"""Turn stored entries into one Digest: subject, inlined HTML, text part.
+
+Runs once per digest (never per subscriber): Jinja2 templates, entry clean-up
+and code styling, then premailer inlines the CSS. The result still holds the
+personal placeholders below; mailer.py substitutes them per recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cssutils
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+from premailer import Premailer
+
+from digest import codeblocks, htmlclean, textify
+from digest.config import Settings
+from digest.errors import ConfigError, RenderError
+from digest.models import Digest, StoredEntry
+
+log = logging.getLogger(__name__)
+
+# Personal parts, substituted per recipient by mailer.py. Plain ASCII words
+# that no encoder, inliner or URL quoting changes.
+UNSUBSCRIBE_PLACEHOLDER = "DIGEST-PERSONAL-UNSUBSCRIBE-URL"
+RECIPIENT_PLACEHOLDER = "DIGEST-PERSONAL-RECIPIENT"
+
+GMAIL_CLIP_BYTES = 102_000
+
+
+@dataclass
+class EntryView:
+    """What the templates see of one entry."""
+
+    title: str
+    link: str | None
+    date: str | None
+    author: str | None
+    tags: tuple[str, ...]
+    body: Markup
+    text: str
+    form: str  # full | excerpt | title
+    feed_title: str
+    feed_url: str | None
+    enclosures: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class FeedGroup:
+    title: str
+    url: str | None
+    entries: list[EntryView]
+
+
+def bundled_template_dir() -> Path:
+    """The templates shipped in the wheel, or the checkout's when run from source."""
+    packaged = Path(str(resources.files("digest"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def template_environment(settings: Settings) -> jinja2.Environment:
+    search = [str(settings.template_dir)] if settings.template_dir else []
+    if settings.template_dir and not settings.template_dir.is_dir():
+        raise ConfigError(f"DIGEST_TEMPLATE_DIR: not a folder: {settings.template_dir}")
+    search.append(str(bundled_template_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = textify.wrap_paragraph
+    return env
+
+
+@cache
+def _silence_cssutils() -> None:
+    # cssutils logs every property it does not know (mso-*, -webkit-*) at
+    # WARNING; premailer would add a handler per instance. Silence it once.
+    cssutils.log.setLevel(logging.CRITICAL)
+
+
+def inline_css(document: str) -> str:
+    _silence_cssutils()
+    inliner = Premailer(
+        document,
+        base_url=None,
+        strip_important=False,  # keep !important in the dark-mode @media block
+        allow_network=False,
+        keep_style_tags=False,  # @media rules survive in a <style>; the rest is inlined
+        remove_classes=False,  # dark-mode rules still need the classes
+        disable_validation=True,
+        cache_css_parsing=True,
+    )
+    try:
+        return str(inliner.transform(pretty_print=False))
+    except Exception as exc:  # premailer raises assorted lxml/cssutils errors
+        raise RenderError(f"CSS inlining failed: {exc}") from exc
+
+
+def render_digest(entries: Sequence[StoredEntry], settings: Settings) -> Digest:
+    """Render ``entries`` (any order) into a Digest within the HTML size budget."""
+    if not entries:
+        raise RenderError("nothing to render: no entries")
+    ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
+    env = template_environment(settings)
+    forms = ["full" if settings.mode == "full" else "excerpt"] * len(ordered)
+    notes: list[str] = []
+    while True:
+        views = [_entry_view(e, settings, form) for e, form in zip(ordered, forms, strict=True)]
+        shortened = sum(1 for v, f in zip(views, forms, strict=True) if settings.mode == "full" and f != "full")
+        notes = [f"{shortened} of {len(views)} posts were shortened to fit one email."] if shortened else []
+        subject = render_subject(settings, views)
+        context = _context(settings, subject, views, notes)
+        html = inline_css(_render(env, "digest.html.j2", context))
+        size = len(html.encode("utf-8"))
+        if size <= settings.max_html_bytes:
+            break
+        # Over budget: shorten the oldest entry still at its longest form.
+        index = _next_to_shorten(forms)
+        if index is None:
+            log.warning("digest HTML is %d bytes even with every entry as a title and link", size)
+            break
+        forms[index] = "excerpt" if forms[index] == "full" else "title"
+    text = _render(env, "digest.txt.j2", context)
+    return Digest(subject=subject, html=html, text=text, entry_ids=tuple(e.id for e in ordered), notes=tuple(notes))
+
+
+def _next_to_shorten(forms: list[str]) -> int | None:
+    for target in ("full", "excerpt"):
+        for index in range(len(forms) - 1, -1, -1):
+            if forms[index] == target:
+                return index
+    return None
+
+
+def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name} not found", hint="check DIGEST_TEMPLATE_DIR") from None
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        raise RenderError(f"template {name}{where}: {exc}") from None
+
+
+def _context(settings: Settings, subject: str, views: list[EntryView], notes: list[str]) -> dict[str, Any]:
+    groups: dict[str, FeedGroup] = {}
+    for view in views:
+        groups.setdefault(view.feed_title, FeedGroup(view.feed_title, view.feed_url, [])).entries.append(view)
+    titles = list(groups)
+    site_title = titles[0] if len(titles) == 1 else ", ".join(titles)
+    site_url = views[0].feed_url if len(titles) == 1 else None
+    newest = views[0]
+    preheader = newest.title if len(views) == 1 else f"{newest.title} and {len(views) - 1} more"
+    return {
+        "subject": subject,
+        "preheader": preheader,
+        "site_title": site_title,
+        "site_url": site_url,
+        "entries": views,
+        "groups": list(groups.values()),
+        "grouped": len(groups) > 1,
+        "notes": notes,
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        "recipient": RECIPIENT_PLACEHOLDER,
+        "postal_address": settings.postal_address,
+    }
+
+
+def render_subject(settings: Settings, views: list[EntryView]) -> str:
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    try:
+        template = env.from_string(settings.subject_template)
+        subject = template.render(
+            feed_title=views[0].feed_title,
+            newest=views[0],
+            others=len(views) - 1,
+            count=len(views),
+            entries=views,
+        )
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"DIGEST_SUBJECT: {exc}") from None
+    # One line, always: feed titles may carry CR/LF and runs of blanks.
+    return " ".join(subject.split()) or "New posts"
+
+
+def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
+    source = entry.content_html or entry.summary_html
+    root = htmlclean.parse_fragment(source if form != "title" else "")
+    htmlclean.clean_entry_html(root, title=entry.title, link=entry.link, base_url=entry.feed_site_url)
+    actual = form
+    if form == "excerpt":
+        if entry.summary_html and not entry.content_html:
+            actual = "full" if htmlclean.word_count(root) <= settings.excerpt_words else "excerpt"
+        if htmlclean.excerpt(root, settings.excerpt_words) is False and actual == "excerpt":
+            actual = "full"
+    codeblocks.style_code_blocks(root, settings.code_style)
+    body = htmlclean.serialise_children(root)
+    return EntryView(
+        title=entry.title or "(untitled)",
+        link=entry.link,
+        date=_format_date(entry.published, settings),
+        author=entry.author,
+        tags=entry.tags,
+        body=Markup(body),  # noqa: S704 - cleaned above
+        text=textify.html_to_text(root),
+        form=actual,
+        feed_title=entry.feed_title,
+        feed_url=entry.feed_site_url,
+        enclosures=[{"url": e.url, "type": e.type, "length": e.length} for e in entry.enclosures],
+    )
+
+
+def _format_date(moment: datetime | None, settings: Settings) -> str | None:
+    if moment is None:
+        return None
+    local = moment.astimezone(settings.zone)
+    return f"{local.day} {local:%B %Y}"
+
+
+def html_size_report(html: str) -> str:
+    size = len(html.encode("utf-8"))
+    verdict = "under" if size < GMAIL_CLIP_BYTES else "OVER"
+    return f"{size / 1000:.1f} KB ({verdict} Gmail's ~102 KB clip limit)"

@@ -1,0 +1,212 @@
+"""Shared fixtures: a real SMTP server (aiosmtpd), a real HTTP feed server,
+a clean environment, and helpers to run the CLI.
+
+Everything listens on 127.0.0.1 with a port the OS picks; nothing leaves the
+machine.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner, Result
+
+from digest.cli import cli
+from digest.config import Settings, load_settings
+
+SHARED_FEED = Path(__file__).resolve().parents[1].parent / "shared" / "feeds" / "jekyll-rouge-atom.xml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLE_FEED = Path(__file__).resolve().parents[1] / "examples" / "feed.xml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- SMTP ---------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+    def part(self, subtype: str) -> str:
+        for part in self.message.walk():
+            if part.get_content_type() == f"text/{subtype}":
+                return str(part.get_content())
+        raise AssertionError(f"no text/{subtype} part")
+
+
+@dataclass
+class RecordingHandler:
+    """Accepts every message and keeps it. Subclass to inject faults."""
+
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+            )
+        return "250 OK"
+
+    def recipients(self) -> list[str]:
+        with self.lock:
+            return [rcpt for message in self.received for rcpt in message.rcpt_tos]
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    handler: RecordingHandler
+    controller: Controller
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+
+def start_smtp(handler: RecordingHandler | None = None, **kwargs: Any) -> SmtpServer:
+    handler = handler or RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    return SmtpServer("127.0.0.1", port, handler, controller)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = start_smtp()
+    try:
+        yield server
+    finally:
+        server.controller.stop()
+
+
+# --- HTTP feeds ---------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FeedServer:
+    """A tiny real HTTP server; tests set ``routes`` and read ``requests``."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append((self.path, dict(self.headers.items())))
+                route = server.routes.get(self.path)
+                if route is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(route.status)
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                self.wfile.write(route.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# --- environment and CLI ------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No DIGEST_*/SMTP_* from the developer's shell, and no stray ./.env."""
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A complete, valid configuration as environment variables (no SMTP yet)."""
+    return {
+        "DIGEST_FEED_URL": str(EXAMPLE_FEED),
+        "DIGEST_DB": str(tmp_path / "state" / "digest.db"),
+        "DIGEST_FROM": "Field Notes <news@fieldnotes.example.org>",
+        "DIGEST_PUBLIC_URL": "https://fieldnotes.example.org/digest",
+        "DIGEST_SECRET": "test-secret-0123456789",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": "9",  # discard: nothing listens; tests that send point it at aiosmtpd
+        "SMTP_SECURITY": "none",
+        "SMTP_TIMEOUT": "5s",
+    }
+
+
+@pytest.fixture
+def smtp_env(env: dict[str, str], smtp_server: SmtpServer) -> dict[str, str]:
+    return {**env, "SMTP_PORT": str(smtp_server.port)}
+
+
+def settings_from(environ: dict[str, str]) -> Settings:
+    return load_settings(None, environ)
+
+
+def run_cli(args: list[str], environ: dict[str, str]) -> Result:
+    runner = CliRunner()
+    return runner.invoke(cli, args, env=environ, catch_exceptions=False)
+
+
+def add_subscribers(environ: dict[str, str], *addresses: str) -> None:
+    for address in addresses:
+        result = run_cli(["subscribers", "add", address], environ)
+        assert result.exit_code == 0, result.output

@@ -1,0 +1,72 @@
+"""Bad input: one readable line, the documented exit code, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import add_subscribers, free_port, run_cli
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("SMTP_PORT", "abc", "Error: SMTP_PORT: not a whole number: 'abc'"),
+        ("SMTP_SECURITY", "tls", "Error: SMTP_SECURITY: must be starttls, ssl or none"),
+        ("DIGEST_FROM", "not an address", "Error: DIGEST_FROM: not an email address"),
+        ("DIGEST_FIRST_RUN", "newest", "Error: DIGEST_FIRST_RUN: must be latest:N, all or none"),
+        ("DIGEST_SCHEDULE", "every day at 8", "Error: DIGEST_SCHEDULE:"),
+        ("DIGEST_TIMEZONE", "Mars/Olympus", "Error: DIGEST_TIMEZONE: unknown time zone"),
+    ],
+)
+def test_bad_config_value_is_one_line_and_exit_2(env: dict[str, str], key: str, value: str, expected: str) -> None:
+    result = run_cli(["send", "--dry-run"], {**env, key: value})
+
+    assert result.exit_code == 2
+    assert result.output.startswith(expected)
+    assert result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_removing_an_unknown_subscriber_is_exit_2(env: dict[str, str]) -> None:
+    result = run_cli(["subscribers", "remove", "nobody@example.com"], env)
+
+    assert result.exit_code == 2
+    assert result.output == "Error: no subscriber nobody@example.com\n"
+
+
+def test_adding_an_invalid_address_is_exit_2(env: dict[str, str]) -> None:
+    result = run_cli(["subscribers", "add", "not-an-address"], env)
+
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: invalid email address 'not-an-address'")
+    assert result.output.count("\n") == 1
+
+
+def test_unreachable_smtp_server_is_exit_1_and_keeps_the_digest(env: dict[str, str]) -> None:
+    environ = {**env, "SMTP_PORT": str(free_port()), "DIGEST_SEND_ATTEMPTS": "1"}
+    add_subscribers(environ, "ada@example.com")
+
+    result = run_cli(["send"], environ)
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: SMTP 127.0.0.1:")
+    assert "cannot connect" in result.output
+    status = run_cli(["status"], environ)
+    assert "sending" in status.output or "pending" in status.output
+
+
+def test_missing_env_file_is_exit_2(env: dict[str, str]) -> None:
+    result = run_cli(["--env", "nope.env", "status"], env)
+
+    assert result.exit_code == 2
+    assert result.output == "Error: --env: no such file: nope.env\n"
+
+
+def test_send_without_public_url_refuses(env: dict[str, str]) -> None:
+    environ = dict(env)
+    del environ["DIGEST_PUBLIC_URL"]
+
+    result = run_cli(["send"], environ)
+
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: DIGEST_PUBLIC_URL: not set")
