@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import gzip
 import os
 import socket
 import threading
@@ -210,3 +211,159 @@ def add_subscribers(environ: dict[str, str], *addresses: str) -> None:
     for address in addresses:
         result = run_cli(["subscribers", "add", address], environ)
         assert result.exit_code == 0, result.output
+
+
+# --- HTTP feeds with validators, delays and gzip (feed ingestion tests) ---------------
+
+
+@dataclass
+class FeedResource:
+    """One path of a ``FeedHost``: a feed body with the behaviour a real server has.
+
+    ``etag``/``last_modified``: sent, and a matching If-None-Match (or, without
+    an ETag, If-Modified-Since) gets 304. ``gzip``: compressed when the client
+    accepts it. ``stall``: "headers" waits before answering, "body" sends half
+    the body then waits, "trickle" sends a byte at a time without end; every
+    wait ends when the host closes.
+    """
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/rss+xml; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    gzip: bool = False
+    stall: str | None = None
+
+
+class FeedHost:
+    """A real HTTP server on 127.0.0.1 for feed tests; counts requests per path."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, FeedResource] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.released = threading.Event()
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                host.requests.append((self.path, dict(self.headers.items())))
+                resource = host.resources.get(self.path)
+                if resource is None:
+                    self._answer(404, b"not found", {"Content-Type": "text/plain"})
+                    return
+                if resource.stall == "headers":
+                    host.released.wait(30)
+                    return
+                headers = {"Content-Type": resource.content_type, **resource.headers}
+                if resource.etag:
+                    headers["ETag"] = resource.etag
+                if resource.last_modified:
+                    headers["Last-Modified"] = resource.last_modified
+                if resource.status == 200 and self._not_modified(resource):
+                    self._answer(304, b"", {k: v for k, v in headers.items() if k != "Content-Type"})
+                    return
+                body = resource.body
+                if resource.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
+                    body = gzip.compress(body)
+                    headers["Content-Encoding"] = "gzip"
+                if resource.stall in ("body", "trickle"):
+                    self._stall(resource, body, headers)
+                    return
+                self._answer(resource.status, body, headers)
+
+            def _not_modified(self, resource: FeedResource) -> bool:
+                if resource.etag:
+                    return self.headers.get("If-None-Match") == resource.etag
+                return bool(resource.last_modified) and self.headers.get("If-Modified-Since") == resource.last_modified
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if status != 304:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _stall(self, resource: FeedResource, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(resource.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body) * 1000))
+                self.end_headers()
+                try:
+                    if resource.stall == "body":
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        host.released.wait(30)
+                        return
+                    while not host.released.wait(0.05):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up, as it should
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def count(self, path: str) -> int:
+        return sum(1 for requested, _ in self.requests if requested == path)
+
+    def close(self) -> None:
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def feed_host() -> Iterator[FeedHost]:
+    host = FeedHost()
+    try:
+        yield host
+    finally:
+        host.close()
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def stored_entries_from(feed_path: Path) -> list[Any]:
+    """The entries of a feed file as the store would hand them to render (real feedparser path)."""
+    from datetime import UTC, datetime
+
+    from digest.feeds import FetchResult, parse_feed
+    from digest.models import StoredEntry
+
+    parsed = parse_feed(FetchResult(url=str(feed_path), status=200, body=feed_path.read_bytes()))
+    seen = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+    return [
+        StoredEntry(
+            id=number,
+            feed_id=1,
+            feed_title=parsed.title,
+            feed_site_url=parsed.site_url,
+            key=entry.key,
+            title=entry.title,
+            link=entry.link,
+            author=entry.author,
+            published=entry.published,
+            first_seen=seen,
+            summary_html=entry.summary_html,
+            content_html=entry.content_html,
+            tags=entry.tags,
+            enclosures=entry.enclosures,
+        )
+        for number, entry in enumerate(parsed.entries, start=1)
+    ]

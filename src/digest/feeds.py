@@ -1,265 +1,213 @@
-"""Fetch feeds (conditional GET), parse them with feedparser, normalise entries.
+"""Parse fetched feeds with feedparser and normalise their entries.
 
-``fetch_feed`` and ``parse_feed`` are pure of the database: they take a
-location plus cached validators and return plain data (see models.py). The
-``Fetcher`` is an object so tests and other transports can stand in for it;
-the default one speaks HTTP(S) through urllib and reads local files.
+The second stage of the pipeline, after fetch.py: bytes in, a ParsedFeed of
+plain Entry objects out (see models.py), with no database and no network.
+
+Identity is the one thing here that must never drift, because the store
+decides "new" by it: an entry's ``key`` is ``id:<guid>`` when the item has a
+guid/id, else ``link:<normalised link>``, else ``hash:<title and text>``. It
+never depends on fetch time, feed order, dates or (for guid and link keys)
+content. Items that share a guid or a link are told apart by a fingerprint of
+their title (``link:<link>#<title hash>``); the ``alt_keys`` and
+``same_title_keys`` of an entry let the store find it under the form it was
+first stored with, when a neighbour sharing its link appears or drops off.
 """
 
 from __future__ import annotations
 
 import calendar
-import gzip
 import hashlib
 import html
 import logging
 import re
-import zlib
-from dataclasses import dataclass, field
+from collections import Counter
 from datetime import UTC, datetime
-from http.client import HTTPMessage
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.error import HTTPError, URLError
-from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.request import HTTPRedirectHandler, Request, build_opener, url2pathname
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from digest import __version__
 from digest.errors import FeedError
+from digest.fetch import USER_AGENT, Fetcher, FetchError, FetchResult, HttpFetcher
 from digest.models import Enclosure, Entry, ParsedFeed
+
+__all__ = ["USER_AGENT", "FetchError", "FetchResult", "Fetcher", "HttpFetcher", "parse_feed"]
 
 log = logging.getLogger(__name__)
 
-_ACCEPT = "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
-USER_AGENT = f"digest/{__version__} (+self-hosted newsletter digest; feed reader)"
 _TAG = re.compile(r"<[^>]+>")
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """What a fetch returned. ``body`` is None on a 304 Not Modified."""
-
-    url: str  # where the body finally came from
-    status: int
-    body: bytes | None
-    content_type: str = ""
-    etag: str | None = None
-    last_modified: str | None = None
-    permanent_redirect: str | None = None  # new URL to remember after a 301/308
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def not_modified(self) -> bool:
-        return self.body is None
-
-
-class Fetcher(Protocol):
-    def __call__(self, location: str, *, etag: str | None, last_modified: str | None) -> FetchResult: ...
-
-
-class _RedirectRecorder(HTTPRedirectHandler):
-    """Follows redirects like urllib does, remembering where permanent ones lead."""
-
-    def __init__(self) -> None:
-        self.permanent: str | None = None
-        self.broken = False
-
-    def redirect_request(
-        self, req: Request, fp: Any, code: int, msg: str, headers: HTTPMessage, newurl: str
-    ) -> Request | None:
-        if code in (301, 308) and not self.broken:
-            self.permanent = newurl
-        else:
-            # A temporary hop anywhere in the chain means the final URL is not
-            # a permanent home.
-            self.broken = True
-            self.permanent = None
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None:
-            for name in ("If-none-match", "If-modified-since", "Accept-encoding"):
-                value = req.get_header(name)
-                if value:
-                    new.add_unredirected_header(name, value)
-        return new
-
-
-@dataclass
-class HttpFetcher:
-    """Fetch over HTTP(S) with timeouts, a size cap and gzip; read files directly."""
-
-    timeout: float = 20.0
-    max_bytes: int = 10 * 1024 * 1024
-
-    def __call__(self, location: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
-        scheme = urlsplit(location).scheme.lower()
-        if scheme in ("http", "https"):
-            return self._fetch_http(location, etag, last_modified)
-        return self._read_file(location)
-
-    def _read_file(self, location: str) -> FetchResult:
-        path = Path(url2pathname(urlsplit(location).path)) if location.startswith("file:") else Path(location)
-        try:
-            size = path.stat().st_size
-            if size > self.max_bytes:
-                raise FeedError(f"{location}: file is {size} bytes, over the {self.max_bytes}-byte limit")
-            body = path.read_bytes()
-        except OSError as exc:
-            raise FeedError(f"{location}: cannot read feed file: {exc.strerror}") from None
-        # No HTTP header says what a file is; tell feedparser it is XML.
-        return FetchResult(url=path.resolve().as_uri(), status=200, body=body, content_type="application/xml")
-
-    def _fetch_http(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
-        request = Request(  # noqa: S310 - only http(s) URLs reach here (see __call__)
-            url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": _ACCEPT}
-        )
-        if etag:
-            request.add_header("If-None-Match", etag)
-        if last_modified:
-            request.add_header("If-Modified-Since", last_modified)
-        redirects = _RedirectRecorder()
-        opener = build_opener(redirects)
-        try:
-            with opener.open(request, timeout=self.timeout) as response:
-                raw = response.read(self.max_bytes + 1)
-                if len(raw) > self.max_bytes:
-                    raise FeedError(f"{url}: response is over the {self.max_bytes}-byte limit (DIGEST_FETCH_MAX_BYTES)")
-                body = self._decode(url, raw, response.headers.get("Content-Encoding", ""))
-                return FetchResult(
-                    url=response.geturl(),
-                    status=response.status,
-                    body=body,
-                    content_type=response.headers.get("Content-Type", ""),
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
-                    permanent_redirect=redirects.permanent,
-                    headers=dict(response.headers.items()),
-                )
-        except HTTPError as exc:
-            if exc.code == 304:
-                return FetchResult(url=url, status=304, body=None, etag=etag, last_modified=last_modified,
-                                   permanent_redirect=redirects.permanent)  # fmt: skip
-            raise FeedError(f"{url}: HTTP {exc.code} {exc.reason}", hint=_http_hint(exc.code)) from None
-        except URLError as exc:
-            raise FeedError(f"{url}: cannot connect: {exc.reason}") from None
-        except TimeoutError:
-            raise FeedError(f"{url}: timed out after {self.timeout:g}s (DIGEST_FETCH_TIMEOUT)") from None
-        except OSError as exc:
-            raise FeedError(f"{url}: network error: {exc}") from None
-
-    def _decode(self, url: str, raw: bytes, encoding: str) -> bytes:
-        encoding = encoding.strip().lower()
-        try:
-            if encoding == "gzip":
-                body = gzip.decompress(raw)
-            elif encoding == "deflate":
-                body = zlib.decompress(raw)
-            else:
-                return raw
-        except (OSError, zlib.error, EOFError) as exc:
-            raise FeedError(f"{url}: corrupt {encoding} response: {exc}") from None
-        if len(body) > self.max_bytes:
-            raise FeedError(
-                f"{url}: decompressed response is over the {self.max_bytes}-byte limit (DIGEST_FETCH_MAX_BYTES)"
-            )
-        return body
-
-
-def _http_hint(code: int) -> str | None:
-    if code == 410:
-        return "the feed is gone for good; remove it from DIGEST_FEED_URL"
-    if code in (401, 403):
-        return "the server refused access"
-    if code == 404:
-        return "check DIGEST_FEED_URL"
-    return None
-
-
-# --- parsing ----------------------------------------------------------------
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_FALLBACK_TITLE_WORDS = 10
+# Harmless: the document declared one encoding and feedparser read it in
+# another (typically text/xml served without a charset).
+_BENIGN_BOZO = (feedparser.CharacterEncodingOverride,)
 
 
 def parse_feed(result: FetchResult) -> ParsedFeed:
     """Parse a fetched body into normalised entries; FeedError if it is not a feed."""
     assert result.body is not None
+    if not result.body.strip():
+        raise FeedError(f"{result.url}: empty response, not a feed", hint="check DIGEST_FEED_URL")
     headers = {"content-location": result.url}
     if result.content_type:
         headers["content-type"] = result.content_type
     parsed = feedparser.parse(result.body, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
-    is_feed = bool(parsed.get("version")) or bool(parsed.entries)
-    if not is_feed:
-        reason = parsed.get("bozo_exception")
-        detail = f" ({reason})" if reason else ""
-        raise FeedError(f"{result.url}: not an RSS or Atom feed{detail}")
-    warning = None
-    if parsed.get("bozo"):
-        warning = str(parsed.get("bozo_exception") or "ill-formed feed")
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    raw_entries = [raw for raw in parsed.entries if _has_substance(raw)]
+    if not parsed.get("version") and not raw_entries:
+        raise _not_a_feed(result, problem)
+    if problem is not None and not raw_entries:
+        # A feed cut short before its first item: treating it as "empty" would
+        # make every entry of the next good fetch look new.
+        raise FeedError(f"{result.url}: ill-formed feed with no readable entries: {problem}")
+    warning = None if problem is None or isinstance(problem, _BENIGN_BOZO) else str(problem)
     meta = parsed.feed
-    site = meta.get("link") or None
-    entries = _normalise_entries(parsed.entries, site or result.url)
+    site = _absolute(meta.get("link"), result.url)
     return ParsedFeed(
         url=result.url,
-        title=_plain(meta.get("title", "")) or _host(site or result.url),
+        title=_text_of(meta.get("title"), meta.get("title_detail")) or _host(site or result.url),
         site_url=site,
-        entries=entries,
+        entries=_normalise_entries(raw_entries, site or result.url),
         warning=warning,
     )
 
 
+def _has_substance(raw: Any) -> bool:
+    """False for the husk of an item the loose parser left from a cut-off feed."""
+    return any(raw.get(name) for name in ("id", "title", "link", "summary", "content", "enclosures"))
+
+
+def _not_a_feed(result: FetchResult, problem: object) -> FeedError:
+    finder = _AlternateFinder()
+    finder.feed(result.body.decode("utf-8", "replace") if result.body else "")
+    if finder.is_html:
+        hint = "DIGEST_FEED_URL must point at the feed, not the page"
+        if finder.links:
+            hint = f"the page names its feed: {urljoin(result.url, finder.links[0])}"
+        return FeedError(f"{result.url}: got an HTML page, not an RSS or Atom feed", hint=hint)
+    detail = f" ({problem})" if problem else ""
+    return FeedError(f"{result.url}: not an RSS or Atom feed{detail}", hint="check DIGEST_FEED_URL")
+
+
+class _AlternateFinder(HTMLParser):
+    """Spots an HTML page and the feed it advertises in <link rel="alternate">."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_html = False
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("html", "head", "body"):
+            self.is_html = True
+        values = {name: value or "" for name, value in attrs}
+        feed_types = ("application/rss+xml", "application/atom+xml")
+        if tag == "link" and "alternate" in values.get("rel", "").lower() and values.get("type") in feed_types:
+            self.links.append(values.get("href", ""))
+
+
+# --- entries and their identity ---------------------------------------------------
+
+
 def _normalise_entries(raw_entries: list[Any], base_url: str) -> tuple[Entry, ...]:
-    links = [_normalise_link(e.get("link"), base_url) for e in raw_entries]
-    counts: dict[str, int] = {}
-    for link in links:
-        if link:
-            counts[link] = counts.get(link, 0) + 1
-    entries = []
-    for raw, link in zip(raw_entries, links, strict=True):
-        title = _plain(raw.get("title", ""))
-        content = _content_html(raw)
-        summary = _summary_html(raw)
-        guid = (raw.get("id") or "").strip() or None
+    raw_titles = [_text_of(raw.get("title"), raw.get("title_detail")) for raw in raw_entries]
+    bases = [_base_key(raw, base_url) for raw in raw_entries]
+    sharing = Counter(base for base in bases if base)
+    links = [_link_key(raw.get("link"), base_url) for raw in raw_entries]
+    link_sharing = Counter(link for link in links if link)
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for raw, raw_title, base, link_key in zip(raw_entries, raw_titles, bases, links, strict=True):
+        content, summary = _content_html(raw), _summary_html(raw)
+        enclosures = _enclosures(raw, base_url)
         alt_keys: tuple[str, ...] = ()
-        if guid:
-            key = "id:" + guid
-        elif link:
-            by_title = f"link:{link}#{_digest(title)}"
-            if counts[link] > 1:
-                # Several items share one link: the title tells them apart.
-                key, alt_keys = by_title, ()
-            else:
-                key, alt_keys = "link:" + link, (by_title,)
+        same_title_keys: tuple[str, ...] = ()
+        if base is None:
+            text = _plain(content or summary)
+            media = enclosures[0].url if enclosures else ""
+            key = "hash:" + _fingerprint(f"{raw_title}\n{text}\n{media}")
+        elif sharing[base] == 1:
+            # Alone with this guid/link now; it may have been stored while it
+            # shared it with an item that has since dropped off the feed.
+            key, alt_keys = base, (f"{base}#{_fingerprint(raw_title)}",)
         else:
-            key = "hash:" + _digest(title + "\n" + (content or summary))
+            # Several items share one guid or link (a changelog page, a broken
+            # CMS): the title tells them apart. The one stored under the bare
+            # key before its neighbours appeared is recognised by its title.
+            key, same_title_keys = f"{base}#{_fingerprint(raw_title)}", (base,)
+        if key in seen:
+            log.debug("skipping a repeated item %s", key)  # the very same item listed twice
+            continue
+        seen.add(key)
+        # dict.get, not raw.get: FeedParserDict maps a missing updated_parsed
+        # to published_parsed with a DeprecationWarning.
+        published = _when(dict.get(raw, "published_parsed"))
+        updated = _when(dict.get(raw, "updated_parsed"))
         entries.append(
             Entry(
                 key=key,
                 alt_keys=alt_keys,
-                title=title,
-                link=link,
-                guid=guid,
-                author=_plain(raw.get("author", "")) or None,
-                published=_when(raw.get("published_parsed")) or _when(raw.get("updated_parsed")),
-                updated=_when(raw.get("updated_parsed")),
+                same_title_keys=same_title_keys,
+                link_key=link_key if link_key and link_sharing[link_key] == 1 else None,
+                title=raw_title or _fallback_title(content or summary),
+                link=_absolute(raw.get("link"), base_url),
+                guid=(raw.get("id") or "").strip() or None,
+                author=_author(raw),
+                published=published or updated,
+                updated=updated,
                 summary_html=summary,
                 content_html=content,
-                tags=tuple(t for t in (_plain(tag.get("term", "")) for tag in raw.get("tags", [])) if t),
-                enclosures=tuple(
-                    Enclosure(
-                        url=urljoin(base_url, enc.get("href", "")),
-                        type=enc.get("type", ""),
-                        length=_int_or_none(enc.get("length")),
-                    )
-                    for enc in raw.get("enclosures", [])
-                    if enc.get("href")
-                ),
+                tags=tuple(dict.fromkeys(t for t in (_plain(tag.get("term")) for tag in raw.get("tags", [])) if t)),
+                enclosures=enclosures,
             )
         )
     return tuple(entries)
 
 
+def _base_key(raw: Any, base_url: str) -> str | None:
+    guid = (raw.get("id") or "").strip()
+    if guid:
+        return "id:" + guid
+    link = _link_key(raw.get("link"), base_url)
+    return "link:" + link if link else None
+
+
+def _link_key(link: str | None, base: str) -> str | None:
+    """A link reduced to what names the page, for identity only (display keeps the link).
+
+    Scheme (a site moving to https), host case, default ports, fragments and
+    utm_* tracking parameters (some feeds rotate them) do not name another page.
+    """
+    absolute = _absolute(link, base)
+    if absolute is None:
+        return None
+    parts = urlsplit(absolute)
+    if parts.scheme not in ("http", "https"):
+        return absolute
+    host = (parts.hostname or "").lower()
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith("utm_")]
+    return urlunsplit(("", host, parts.path or "/", urlencode(query), ""))
+
+
+def _absolute(link: str | None, base: str) -> str | None:
+    if not link or not link.strip():
+        return None
+    return urljoin(base, link.strip())
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+# --- fields --------------------------------------------------------------------------
+
+
 def _content_html(raw: Any) -> str:
     contents = raw.get("content") or []
-    html_parts = [c for c in contents if c.get("type") in ("text/html", "application/xhtml+xml")]
+    html_parts = [c for c in contents if c.get("type") in _HTML_TYPES]
     if html_parts:
         return str(html_parts[0].get("value", ""))
     if contents:
@@ -268,53 +216,70 @@ def _content_html(raw: Any) -> str:
 
 
 def _summary_html(raw: Any) -> str:
-    summary = raw.get("summary", "")
+    summary = str(raw.get("summary", "") or "")
     detail = raw.get("summary_detail") or {}
     if detail.get("type") == "text/plain":
         return _text_to_html(summary)
-    return str(summary)
+    return summary
 
 
 def _text_to_html(text: str) -> str:
     """text/plain content is not sanitised by feedparser: escape it, keep paragraphs."""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
 
 
-def _plain(value: str) -> str:
-    """Text for a title or name: tags stripped, entities decoded, one line."""
-    return " ".join(html.unescape(_TAG.sub("", value or "")).split())
+def _text_of(value: Any, detail: Any) -> str:
+    """A title as one line of text: markup removed only when the title is markup."""
+    kind = (detail or {}).get("type", "text/html")
+    return _plain(value) if kind in _HTML_TYPES else " ".join(str(value or "").split())
 
 
-def _normalise_link(link: str | None, base: str) -> str | None:
-    if not link or not link.strip():
-        return None
-    absolute = urljoin(base, link.strip())
-    parts = urlsplit(absolute)
-    if parts.scheme not in ("http", "https"):
-        return absolute
-    # Scheme and host are case-insensitive; a fragment never names another page.
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
+def _plain(value: Any) -> str:
+    """Text of an HTML snippet: tags stripped, entities decoded, one line."""
+    return " ".join(html.unescape(_TAG.sub(" ", str(value or ""))).split())
+
+
+def _fallback_title(fragment: str) -> str:
+    words = _plain(fragment).split()
+    if not words:
+        return "(untitled)"
+    title = " ".join(words[:_FALLBACK_TITLE_WORDS])
+    return title + "…" if len(words) > _FALLBACK_TITLE_WORDS else title
+
+
+def _author(raw: Any) -> str | None:
+    detail = raw.get("author_detail") or {}
+    return _plain(detail.get("name") or raw.get("author")) or None
+
+
+def _enclosures(raw: Any, base_url: str) -> tuple[Enclosure, ...]:
+    found: dict[str, Enclosure] = {}
+    for enclosure in raw.get("enclosures", []):
+        url = _absolute(enclosure.get("href"), base_url)
+        if url and url not in found:
+            found[url] = Enclosure(
+                url=url, type=enclosure.get("type", "") or "", length=_length(enclosure.get("length"))
+            )
+    return tuple(found.values())
 
 
 def _when(parsed: Any) -> datetime | None:
+    """feedparser's struct_time (already UTC) as an aware UTC datetime."""
     if not parsed:
         return None
     try:
         return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-    except (OverflowError, ValueError, TypeError):
+    except (OverflowError, ValueError, TypeError, OSError):
         return None
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
-def _int_or_none(value: Any) -> int | None:
+def _length(value: Any) -> int | None:
     try:
-        return int(value)
+        length = int(value)
     except (TypeError, ValueError):
         return None
+    return length if length > 0 else None
 
 
 def _host(url: str) -> str:

@@ -28,7 +28,9 @@ class Entry:
     content_html: str = ""
     tags: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
-    alt_keys: tuple[str, ...] = ()  # older identities this entry may be stored under
+    alt_keys: tuple[str, ...] = ()  # other identities this entry may be stored under
+    same_title_keys: tuple[str, ...] = ()  # identities it may be stored under if the stored title matches
+    link_key: str | None = None  # normalised link, when no other item of the feed shares it
 
 
 @dataclass(frozen=True)

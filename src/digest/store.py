@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,24 @@ def _migration_1(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1,)
+def _migration_2(db: Database) -> None:
+    # Small facts outside the main tables, e.g. when the daemon last ran a
+    # scheduled send (even one with nothing new, which creates no digest row).
+    db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def _migration_3(db: Database) -> None:
+    # A feed that moved for good (301/308) keeps its row, named by the URL in
+    # DIGEST_FEED_URL, and is fetched from here until the configuration names
+    # the new URL (feed_row then adopts the row).
+    db.execute("ALTER TABLE feeds ADD COLUMN fetch_url TEXT")
+    # The normalised link of an entry that was alone on its link: it finds the
+    # entry again when the feed changes its guids (a new blog generator).
+    db.execute("ALTER TABLE entries ADD COLUMN link_key TEXT")
+    db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3)
 
 
 def _migrate(db: Database) -> None:
@@ -175,9 +193,25 @@ def open_snapshot(path: Path) -> Database:
 
 
 def feed_row(db: Database, url: str) -> dict[str, Any]:
-    """The feed row for ``url``, created on first sight."""
-    db.execute("INSERT OR IGNORE INTO feeds (url) VALUES (?)", [url])
-    row = next(db.query("SELECT * FROM feeds WHERE url = ?", [url]))
+    """The feed row for the configured ``url``, created on first sight.
+
+    A feed is named by the URL in DIGEST_FEED_URL, even after it moved
+    (``fetch_url`` then says where it is fetched from). When the configuration
+    is changed to name the new URL, this adopts the old row, so the feed keeps
+    its entries and is not treated as new (which would re-send its latest posts).
+    """
+    row = _one(db, "SELECT * FROM feeds WHERE url = ?", [url])
+    if row is not None:
+        return row
+    with db.atomic():
+        moved = _one(db, "SELECT * FROM feeds WHERE fetch_url = ? ORDER BY id LIMIT 1", [url])
+        if moved is not None:
+            db.execute("UPDATE feeds SET url = ?, fetch_url = NULL WHERE id = ?", [url, moved["id"]])
+            log.info("feed %s is now configured by its new URL %s", moved["url"], url)
+        else:
+            db.execute("INSERT OR IGNORE INTO feeds (url) VALUES (?)", [url])  # a concurrent check may win
+    row = _one(db, "SELECT * FROM feeds WHERE url = ?", [url])
+    assert row is not None
     return row
 
 
@@ -188,61 +222,137 @@ def update_feed(db: Database, feed_id: int, **fields: Any) -> None:
     db.execute(f"UPDATE feeds SET {assignments} WHERE id = ?", [*fields.values(), feed_id])  # noqa: S608
 
 
+def feed_rows(db: Database) -> list[dict[str, Any]]:
+    """Every feed with its pending-entry count, for `digest status`."""
+    return list(
+        db.query(
+            """SELECT feeds.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
+                                AND e.status = 'pending' AND e.digest_id IS NULL) AS pending
+               FROM feeds ORDER BY id"""
+        )
+    )
+
+
+def _one(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    return next(iter(db.query(sql, params)), None)
+
+
 # --- entries ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record_entries`` did with one fetch of a feed."""
+
+    new_ids: tuple[int, ...]  # stored as pending: the next digest holds them
+    skipped: int = 0  # stored as already seen by the first-run policy
+    refreshed: int = 0  # known, still pending, content changed: stored again
+    first_run: bool = False
+
+
+# Columns refreshed while an entry is still pending (never its key or first_seen).
+_REFRESHED = ("title", "link", "author", "published", "updated", "summary_html", "content_html", "tags", "enclosures")
 
 
 def record_entries(
     db: Database, feed_id: int, entries: Iterable[Entry], policy: FirstRunPolicy, now: datetime | None = None
-) -> list[int]:
-    """Store entries not seen before; return the ids of those that are new and pending.
+) -> Recorded:
+    """Store the entries not seen before, in one transaction.
 
-    On the feed's first successful check the first-run policy decides which of
-    them are pending; the rest are stored as ``skipped`` so they are never sent.
-    An entry seen again keeps its identity; if it has not been sent yet its
-    stored content is refreshed.
+    On the feed's first successful check the first-run policy decides which
+    of them are pending; the rest are stored as ``skipped``, never sent. A
+    known entry is never new again, whatever changed in it; while it is still
+    pending its stored content is refreshed, so the digest shows the latest.
     """
     now = now or utcnow()
     entries = list(entries)
     with db.atomic():
-        feed = next(db.query("SELECT first_checked FROM feeds WHERE id = ?", [feed_id]))
+        # Write first: the transaction takes the write lock now (waiting out a
+        # concurrent writer via busy_timeout) instead of failing to upgrade a
+        # read snapshot another process has written past.
+        db.execute("UPDATE feeds SET first_checked = first_checked WHERE id = ?", [feed_id])
+        feed = _one(db, "SELECT first_checked FROM feeds WHERE id = ?", [feed_id])
+        if feed is None:
+            raise StoreError(f"no feed with id {feed_id}")
         first_run = feed["first_checked"] is None
         fresh: list[Entry] = []
+        claimed: set[int] = set()
+        refreshed = 0
         for entry in entries:
-            existing = _find_entry(db, feed_id, entry)
+            existing = _find_entry(db, feed_id, entry, claimed)
             if existing is None:
                 fresh.append(entry)
-            elif existing["status"] == "pending":
-                db.execute(
-                    """UPDATE entries SET title = ?, link = ?, author = ?, updated = ?, summary_html = ?,
-                       content_html = ?, tags = ?, enclosures = ? WHERE id = ?""",
-                    [entry.title, entry.link, entry.author, to_text(entry.updated), entry.summary_html,
-                     entry.content_html, json.dumps(entry.tags), _enclosures_json(entry.enclosures),
-                     existing["id"]],
-                )  # fmt: skip
+                continue
+            claimed.add(existing["id"])
+            if entry.link_key and existing["link_key"] != entry.link_key:
+                db.execute("UPDATE entries SET link_key = ? WHERE id = ?", [entry.link_key, existing["id"]])
+            if existing["status"] == "pending" and existing["digest_id"] is None:
+                refreshed += _refresh(db, existing, entry)
         keep = _first_run_keep(fresh, policy) if first_run else set(range(len(fresh)))
         new_ids: list[int] = []
         for index, entry in enumerate(fresh):
             status = "pending" if index in keep else "skipped"
             cursor = db.execute(
                 """INSERT INTO entries (feed_id, key, guid, link, title, author, published, updated,
-                   summary_html, content_html, tags, enclosures, first_seen, status)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [feed_id, entry.key, entry.guid, entry.link, entry.title, entry.author,
-                 to_text(entry.published), to_text(entry.updated), entry.summary_html,
-                 entry.content_html, json.dumps(entry.tags), _enclosures_json(entry.enclosures),
-                 to_text(now), status],
-            )  # fmt: skip
+                   summary_html, content_html, tags, enclosures, first_seen, status, link_key)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [feed_id, entry.key, entry.guid, *_entry_values(entry)[1:], to_text(now), status, entry.link_key],
+            )
             if status == "pending":
                 new_ids.append(int(cursor.lastrowid or 0))
         if first_run:
             db.execute("UPDATE feeds SET first_checked = ? WHERE id = ?", [to_text(now), feed_id])
-    return new_ids
+    return Recorded(tuple(new_ids), len(fresh) - len(new_ids), refreshed, first_run)
 
 
-def _find_entry(db: Database, feed_id: int, entry: Entry) -> dict[str, Any] | None:
+def _entry_values(entry: Entry) -> list[Any]:
+    """The entry's values for ``key`` then the ``_REFRESHED`` columns, as stored."""
+    return [entry.key, entry.link, entry.title, entry.author, to_text(entry.published), to_text(entry.updated),
+            entry.summary_html, entry.content_html, json.dumps(list(entry.tags)),
+            _enclosures_json(entry.enclosures)]  # fmt: skip
+
+
+def _refresh(db: Database, existing: dict[str, Any], entry: Entry) -> int:
+    """Store the entry's current content over a pending row; 1 if anything changed."""
+    _, link, title, author, published, updated, summary, content, tags, enclosures = _entry_values(entry)
+    current = {"title": title, "link": link, "author": author, "published": published or existing["published"],
+               "updated": updated, "summary_html": summary, "content_html": content, "tags": tags,
+               "enclosures": enclosures}  # fmt: skip
+    if all(existing[name] == current[name] for name in _REFRESHED):
+        return 0
+    assignments = ", ".join(f"{name} = ?" for name in _REFRESHED)
+    db.execute(f"UPDATE entries SET {assignments} WHERE id = ?",  # noqa: S608 - fixed column names
+               [*(current[name] for name in _REFRESHED), existing["id"]])  # fmt: skip
+    return 1
+
+
+def _find_entry(db: Database, feed_id: int, entry: Entry, claimed: set[int]) -> dict[str, Any] | None:
+    """The stored row this entry is, under its key or one of its other identities.
+
+    ``same_title_keys`` match only a row with the entry's title: several
+    items now share the link one of them was stored under alone. A row is
+    claimed by one entry per fetch at most.
+    """
+    sql = "SELECT * FROM entries WHERE feed_id = ? AND key = ?"
     for key in (entry.key, *entry.alt_keys):
-        rows = list(db.query("SELECT id, status FROM entries WHERE feed_id = ? AND key = ?", [feed_id, key]))
-        if rows:
+        row = _one(db, sql, [feed_id, key])
+        if row is not None and row["id"] not in claimed:
+            return row
+    for key in entry.same_title_keys:
+        row = _one(db, sql, [feed_id, key])
+        if row is not None and row["id"] not in claimed and row["title"] == entry.title:
+            return row
+    if entry.link_key:
+        # Last resort: the one entry stored for this page with this title,
+        # under another key (the feed's guids changed with a new generator).
+        # The title must match too: a feed that reuses one link for each new
+        # issue ("/newsletter") must not have its new issues taken for old.
+        # Re-keyed so the next fetch finds it directly.
+        rows = list(db.query("SELECT * FROM entries WHERE feed_id = ? AND link_key = ? LIMIT 2",
+                             [feed_id, entry.link_key]))  # fmt: skip
+        if len(rows) == 1 and rows[0]["id"] not in claimed and rows[0]["title"] == entry.title:
+            log.info("entry %s was stored as %s; re-keyed", entry.key, rows[0]["key"])
+            db.execute("UPDATE entries SET key = ?, guid = ? WHERE id = ?", [entry.key, entry.guid, rows[0]["id"]])
             return rows[0]
     return None
 
@@ -306,6 +416,17 @@ def pending_entries(db: Database, limit: int | None = None) -> list[StoredEntry]
     return [_stored_entry(row) for row in db.query(sql, params)]
 
 
+def entries_by_id(db: Database, ids: Iterable[int]) -> list[StoredEntry]:
+    """The given entries, newest first (how `digest check` lists what is new)."""
+    wanted = list(ids)
+    if not wanted:
+        return []
+    marks = ", ".join("?" * len(wanted))
+    order = "ORDER BY COALESCE(entries.published, entries.first_seen) DESC, entries.id DESC"
+    sql = f"{_ENTRY_SELECT} WHERE entries.id IN ({marks}) {order}"
+    return [_stored_entry(row) for row in db.query(sql, wanted)]
+
+
 def pending_count(db: Database) -> int:
     row = db.execute("SELECT COUNT(*) FROM entries WHERE status = 'pending' AND digest_id IS NULL").fetchone()
     return int(row[0])
@@ -360,14 +481,26 @@ def set_digest_status(db: Database, digest_id: int, status: str) -> None:
         db.execute("UPDATE digests SET status = ? WHERE id = ?", [status, digest_id])
 
 
+def get_state(db: Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_state(db: Database, key: str, value: str) -> None:
+    db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+               [key, value])  # fmt: skip
+
+
 def last_digest_time(db: Database) -> datetime | None:
     row = db.execute("SELECT MAX(created) FROM digests").fetchone()
     return from_text(row[0])
 
 
 def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> Iterator[Subscriber]:
-    """Active subscribers without a successful delivery of ``digest_id``, streamed.
+    """Active subscribers still owed ``digest_id``, streamed.
 
+    Owed: no delivery row, or a ``deferred`` one (temporary failures, retried
+    on the next run). ``sent`` and ``failed`` (permanent) rows are final.
     Keyset pagination reads one batch at a time, so a million subscribers never
     sit in memory, and each batch re-reads status: an address unsubscribed
     during a long send is skipped from the next batch on.
@@ -379,7 +512,7 @@ def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> I
                 """SELECT s.id, s.email, s.name, s.status, s.token FROM subscribers s
                    WHERE s.status = 'active' AND s.id > ?
                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.digest_id = ?
-                                     AND d.subscriber_id = s.id AND d.status = 'sent')
+                                     AND d.subscriber_id = s.id AND d.status IN ('sent', 'failed'))
                    ORDER BY s.id LIMIT ?""",
                 [last_id, digest_id, batch],
             )
@@ -391,6 +524,17 @@ def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> I
         last_id = rows[-1]["id"]
 
 
+def count_undelivered(db: Database, digest_id: int) -> int:
+    """How many active subscribers ``undelivered_subscribers`` would yield now."""
+    row = db.execute(
+        """SELECT COUNT(*) FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS
+           (SELECT 1 FROM deliveries d WHERE d.digest_id = ? AND d.subscriber_id = s.id
+            AND d.status IN ('sent', 'failed'))""",
+        [digest_id],
+    ).fetchone()
+    return int(row[0])
+
+
 def record_delivery(
     db: Database,
     digest_id: int,
@@ -400,23 +544,58 @@ def record_delivery(
     attempts: int,
     message_id: str | None,
     error: str | None = None,
-) -> None:
-    """Commit one delivery outcome at once (autocommit): the resume checkpoint."""
-    db.execute(
+    give_up_after: int | None = None,
+) -> str:
+    """Commit one delivery outcome at once (autocommit): the resume checkpoint.
+
+    ``status`` is sent, failed (permanent) or deferred (retry on a later run).
+    A deferred delivery whose attempts over all runs reach ``give_up_after``
+    is recorded as failed instead, so a dead address is not retried forever.
+    Returns the status recorded.
+    """
+    rows = db.execute(
         """INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, last_error, message_id, sent_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (digest_id, subscriber_id) DO UPDATE SET status = excluded.status,
+           VALUES (:digest, :subscriber, :status, :attempts, :error, :message_id, :sent_at)
+           ON CONFLICT (digest_id, subscriber_id) DO UPDATE SET
+             status = CASE WHEN excluded.status = 'deferred' AND :give_up IS NOT NULL
+                            AND deliveries.attempts + excluded.attempts >= :give_up
+                           THEN 'failed' ELSE excluded.status END,
              attempts = deliveries.attempts + excluded.attempts, last_error = excluded.last_error,
-             message_id = excluded.message_id, sent_at = excluded.sent_at""",
-        [digest_id, subscriber_id, status, attempts, error, message_id,
-         to_text(utcnow()) if status == "sent" else None],
-    )  # fmt: skip
+             message_id = excluded.message_id, sent_at = excluded.sent_at
+           RETURNING status""",
+        {"digest": digest_id, "subscriber": subscriber_id, "status": status, "attempts": attempts,
+         "error": error, "message_id": message_id, "sent_at": to_text(utcnow()) if status == "sent" else None,
+         "give_up": give_up_after},
+    ).fetchall()  # fmt: skip
+    # fetchall, not fetchone: the statement must run to completion for the
+    # autocommit transaction to end (and the checkpoint to be on disk).
+    recorded: str = rows[0][0]
+    if recorded == "deferred" and give_up_after is not None and attempts >= give_up_after:
+        db.execute(
+            "UPDATE deliveries SET status = 'failed' WHERE digest_id = ? AND subscriber_id = ?",
+            [digest_id, subscriber_id],
+        )
+        recorded = "failed"
+    return recorded
 
 
 def delivery_counts(db: Database, digest_id: int) -> dict[str, int]:
-    counts = {"sent": 0, "failed": 0}
+    counts = {"sent": 0, "failed": 0, "deferred": 0}
     for row in db.query(
         "SELECT status, COUNT(*) AS n FROM deliveries WHERE digest_id = ? GROUP BY status", [digest_id]
     ):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def failed_deliveries(db: Database, digest_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """Failed and deferred deliveries of a digest with the server's last reply."""
+    return list(
+        db.query(
+            """SELECT s.email, d.status, d.attempts, d.last_error FROM deliveries d
+               JOIN subscribers s ON s.id = d.subscriber_id
+               WHERE d.digest_id = ? AND d.status IN ('failed', 'deferred')
+               ORDER BY d.status, s.email LIMIT ?""",
+            [digest_id, limit],
+        )
+    )
