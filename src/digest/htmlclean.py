@@ -62,17 +62,26 @@ def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_ur
         for name in list(element.attrib):
             if name.lower().startswith("on"):
                 del element.attrib[name]
+        for name in ("srcset", "sizes", "formaction", "action", "ping"):
+            element.attrib.pop(name, None)  # relative candidates we do not resolve; no forms
         for name in _URL_ATTRS:
             value = element.get(name)
             if value is None:
                 continue
-            absolute = urljoin(base, value.strip()) if base else value.strip()
-            if urlsplit(absolute).scheme.lower() not in _SAFE_SCHEMES:
+            # feedparser leaves a javascript: link as href="": an empty link goes nowhere.
+            absolute = urljoin(base, value.strip()) if base and value.strip() else value.strip()
+            if not absolute or urlsplit(absolute).scheme.lower() not in _SAFE_SCHEMES:
                 del element.attrib[name]
             else:
                 element.set(name, absolute)
-        if element.tag == "img":
-            _fit_image(element)
+    for anchor in list(root.iter("a")):
+        if not anchor.get("href"):
+            anchor.drop_tag()  # a link whose target was unsafe: keep its words, not a dead link
+    for img in list(root.iter("img")):
+        if not img.get("src") or urlsplit(img.get("src", "")).scheme.lower() not in ("http", "https"):
+            _drop(img, keep_content=False)  # data: or relative without a base: nothing a client can load
+        else:
+            _fit_image(img)
     _drop_repeated_heading(root, title)
 
 
@@ -120,17 +129,53 @@ def _normalise_words(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", "", text.casefold()).split())
 
 
+def _repeats_title(heading: str, title: str) -> bool:
+    heading_words, title_words = _normalise_words(heading), _normalise_words(title)
+    if not heading_words or not title_words:
+        return False
+    return heading_words.startswith(title_words) or title_words.startswith(heading_words)
+
+
 def _drop_repeated_heading(root: HtmlElement, title: str) -> None:
-    if (root.text or "").strip():
+    """Drop a heading that opens the post and repeats its title (the email shows the title).
+
+    An ``<h1>`` before any text is the post's own title line (Jekyll/Markdown
+    ``# Title``), even when worded differently from the feed title, as in the
+    shared feed; an ``<h2>`` goes only when it repeats the title.
+    """
+    container = _content_container(root)
+    if (container.text or "").strip():
         return
-    for child in root:
+    for child in container:
         if not isinstance(child.tag, str):
             continue
-        if child.tag in ("h1", "h2") and _normalise_words(child.text_content()) == _normalise_words(title):
+        if child.tag == "h1" or (child.tag == "h2" and _repeats_title(child.text_content(), title)):
             if child.tail and child.tail.strip():
-                root.text = (root.text or "") + child.tail
-            child.drop_tree()
+                previous = child.getprevious()
+                if previous is not None:
+                    previous.tail = (previous.tail or "") + child.tail
+                else:
+                    container.text = (container.text or "") + child.tail
+            child.drop_tree()  # lxml keeps the tail text
         return
+
+
+def _content_container(root: HtmlElement) -> HtmlElement:
+    """The element whose children are the post's blocks: ``root``, or a lone wrapper div inside it."""
+    container = root
+    while True:
+        children = [c for c in container if isinstance(c.tag, str)]
+        if (
+            len(children) == 1
+            and children[0].tag in ("div", "section", "article", "main")
+            and not (container.text or "").strip()
+            and not (children[0].tail or "").strip()
+            and "code-block" not in (children[0].get("class") or "")
+            and not children[0].get("class", "").startswith(("language-", "highlight"))
+        ):
+            container = children[0]
+        else:
+            return container
 
 
 def word_count(element: HtmlElement) -> int:
@@ -145,12 +190,16 @@ def excerpt(root: HtmlElement, max_words: int) -> bool:
     """
     total = 0
     kept_text = False
-    children = [c for c in root if isinstance(c.tag, str)]
+    children = [c for c in _content_container(root) if isinstance(c.tag, str)]
     for index, child in enumerate(children):
         words = word_count(child)
         if kept_text and total + words > max_words:
             for rest in children[index:]:
                 rest.drop_tree()
+            # An excerpt that ends on a heading or a rule promises what it cuts.
+            kept = children[:index]
+            while len(kept) > 1 and kept[-1].tag in ("h1", "h2", "h3", "h4", "h5", "h6", "hr"):
+                kept.pop().drop_tree()
             return True
         total += words
         kept_text = kept_text or words > 0

@@ -1,8 +1,11 @@
 """Turn stored entries into one Digest: subject, inlined HTML, text part.
 
-Runs once per digest (never per subscriber): Jinja2 templates, entry clean-up
-and code styling, then premailer inlines the CSS. The result still holds the
-personal placeholders below; mailer.py substitutes them per recipient.
+Runs once per digest (never per subscriber): each entry is cleaned
+(htmlclean), its code redrawn (codeblocks) and turned into text (textify);
+the Jinja2 templates lay the entries out, premailer inlines the CSS, and
+_Layout picks each entry's form (full, excerpt, title) so the HTML fits
+DIGEST_MAX_HTML_BYTES. The result still holds the personal placeholders
+below; message.py substitutes them per recipient.
 """
 
 from __future__ import annotations
@@ -117,29 +120,117 @@ def render_digest(entries: Sequence[StoredEntry], settings: Settings) -> Digest:
         raise RenderError("nothing to render: no entries")
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
     env = template_environment(settings)
-    forms = ["full" if settings.mode == "full" else "excerpt"] * len(ordered)
-    notes: list[str] = []
-    while True:
-        views = [_entry_view(e, settings, form) for e, form in zip(ordered, forms, strict=True)]
-        shortened = sum(1 for v, f in zip(views, forms, strict=True) if settings.mode == "full" and f != "full")
-        notes = [f"{shortened} of {len(views)} posts were shortened to fit one email."] if shortened else []
-        subject = render_subject(settings, views)
-        context = _context(settings, subject, views, notes)
-        html = inline_css(_render(env, "digest.html.j2", context))
-        size = len(html.encode("utf-8"))
-        if size <= settings.max_html_bytes:
-            break
-        # Over budget: shorten the oldest entry still at its longest form.
-        index = _next_to_shorten(forms)
-        if index is None:
-            log.warning("digest HTML is %d bytes even with every entry as a title and link", size)
-            break
-        forms[index] = "excerpt" if forms[index] == "full" else "title"
+    layout = _Layout(ordered, settings, env)
+    html, context = layout.fit()
     text = _render(env, "digest.txt.j2", context)
-    return Digest(subject=subject, html=html, text=text, entry_ids=tuple(e.id for e in ordered), notes=tuple(notes))
+    return Digest(
+        subject=context["subject"],
+        html=html,
+        text=text,
+        entry_ids=tuple(e.id for e in ordered),
+        notes=tuple(context["notes"]),
+    )
+
+
+_FORMS = ("full", "excerpt", "title")  # longest first
+
+
+class _Layout:
+    """Chooses each entry's form (full, excerpt, title) so the inlined HTML fits the budget.
+
+    premailer is the slow step (seconds for a big digest), so it is not run per
+    attempt: one inline of the longest layout gives the inflation ratio of
+    inlined to un-inlined bytes, candidate layouts are sized by rendering the
+    (cheap) Jinja template only, and the chosen one is inlined and verified.
+    Every entry first gets at least its excerpt if all excerpts fit
+    (collapsing to title + link from the oldest); then entries are given
+    their full text from the newest down, where it fits.
+    """
+
+    def __init__(self, ordered: list[StoredEntry], settings: Settings, env: jinja2.Environment) -> None:
+        self.ordered = ordered
+        self.settings = settings
+        self.env = env
+        self.target = "full" if settings.mode == "full" else "excerpt"
+        self._views: dict[tuple[int, str], EntryView] = {}
+        self.inline_runs = 0  # for tests and the benchmark: premailer runs per digest
+
+    def view(self, index: int, form: str) -> EntryView:
+        key = (index, form)
+        if key not in self._views:
+            self._views[key] = _entry_view(self.ordered[index], self.settings, form)
+        return self._views[key]
+
+    def context(self, forms: list[str]) -> dict[str, Any]:
+        views = [self.view(i, form) for i, form in enumerate(forms)]
+        rank = _FORMS.index(self.target)
+        # By what is shown: a short post asked to be an excerpt is still whole.
+        shortened = sum(1 for view in views if _FORMS.index(view.form) > rank)
+        notes = [_shortened_note(shortened, len(forms))] if shortened else []
+        return _context(self.settings, render_subject(self.settings, views), views, notes)
+
+    def raw_size(self, forms: list[str]) -> int:
+        return len(_render(self.env, "digest.html.j2", self.context(forms)).encode("utf-8"))
+
+    def inline(self, forms: list[str]) -> tuple[str, dict[str, Any], int, int]:
+        context = self.context(forms)
+        raw = _render(self.env, "digest.html.j2", context)
+        html = inline_css(raw)
+        self.inline_runs += 1
+        return html, context, len(html.encode("utf-8")), len(raw.encode("utf-8"))
+
+    def fit(self) -> tuple[str, dict[str, Any]]:
+        budget = self.settings.max_html_bytes
+        forms = [self.target] * len(self.ordered)
+        html, context, size, raw = self.inline(forms)
+        if size <= budget:
+            return html, context
+        ratio = size / raw
+        for _attempt in range(4):
+            forms = self._choose(ratio, budget)
+            html, context, size, raw = self.inline(forms)
+            if size <= budget:
+                return html, context
+            ratio = max(ratio, size / raw) * 1.01
+        # The estimate keeps missing (a template with unusual CSS): shorten step by step.
+        while size > budget:
+            index = _next_to_shorten(forms)
+            if index is None:
+                log.warning("digest HTML is %d bytes even with every entry as a title and link", size)
+                break
+            forms[index] = _FORMS[_FORMS.index(forms[index]) + 1]
+            html, context, size, raw = self.inline(forms)
+        return html, context
+
+    def _choose(self, ratio: float, budget: int) -> list[str]:
+        def fits(candidate: list[str]) -> bool:
+            return self.raw_size(candidate) * ratio <= budget
+
+        count = len(self.ordered)
+        forms = ["excerpt"] * count
+        # Excerpts for all, if they fit; else titles from the oldest up.
+        for index in range(count - 1, -1, -1):
+            if fits(forms):
+                break
+            forms[index] = "title"
+        if self.target == "full":
+            for index in range(count):
+                if forms[index] != "excerpt":
+                    break
+                trial = [*forms]
+                trial[index] = "full"
+                if fits(trial):
+                    forms = trial
+        return forms
+
+
+def _shortened_note(shortened: int, total: int) -> str:
+    posts = "post was" if shortened == 1 else "posts were"
+    return f"{shortened} of {total} {posts} shortened to fit one email; the links lead to the full text."
 
 
 def _next_to_shorten(forms: list[str]) -> int | None:
+    """The oldest entry still in its longest form."""
     for target in ("full", "excerpt"):
         for index in range(len(forms) - 1, -1, -1):
             if forms[index] == target:
