@@ -1,29 +1,42 @@
 """Deliver prepared messages over SMTP: pooled connections, retries, rate limit.
 
 ``SmtpTransport`` is one connection (plain, STARTTLS or implicit TLS, optional
-AUTH); ``deliver`` runs SMTP_CONNECTIONS of them in worker threads fed from
-a bounded queue, so subscribers stream through without being loaded whole.
-Each outcome goes back to the caller's ``on_result`` on the calling thread,
-which commits it before anything else happens (the resume checkpoint).
+AUTH), opened lazily and kept for the next message. ``deliver`` runs
+SMTP_CONNECTIONS of them in worker threads; each takes its next recipient
+(streamed from SQLite) and records each outcome through ``on_result`` under
+one lock, so the database is only ever used by one thread at a time.
 
-Replies are classified: 4xx and dropped connections are retried with backoff
-up to ``attempts``; a 5xx for a recipient is a permanent failure for that
-recipient only; an authentication failure, or a connection that cannot be
-(re)made within ``attempts``, aborts the run with a SendError and leaves the
-rest of the digest for the next run.
+A worker takes its next recipient only after its previous outcome has been
+committed. That bounds what a kill -9 can duplicate to the messages in
+flight, one per connection (design invariant 2).
+
+Replies are classified:
+
+* 2xx: sent.
+* 4xx, 421 and dropped connections: retried with backoff (reconnecting when
+  the connection is gone) up to ``attempts``; then ``deferred`` (the caller
+  retries it on a later run).
+* 5xx for the recipient or the message: ``failed`` for that recipient only,
+  with the server's reply; ``refused`` (the subscriber bounces) when the
+  reply is about the address (to RCPT, or a 5.1.x/5.2.x status to DATA).
+* Authentication, TLS, a refused sender, or no connection at all before
+  anything was accepted: the run stops with one SendError; recipients not
+  yet sent stay undelivered for the next run.
+* A connection that cannot be (re)opened while others work is given up and
+  its recipient handed to another (a provider allowing fewer connections);
+  when the last one fails, the run stops the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import smtplib
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from digest.config import Settings
@@ -36,11 +49,19 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DeliveryResult:
     recipient: Recipient
-    status: str  # sent | failed
+    status: str  # sent | failed (permanent, a 5xx) | deferred (temporary failures exhausted the attempts)
     attempts: int
     message_id: str | None
     error: str | None = None
-    permanent: bool = False  # a 5xx: the address itself was refused
+    refused: bool = False  # a 5xx that names the address itself (the subscriber bounces)
+
+    @property
+    def permanent(self) -> bool:
+        return self.status == "failed"
+
+
+class ConnectFailure(Exception):
+    """A connection could not be made; a retry later might succeed."""
 
 
 class SmtpTransport:
@@ -49,6 +70,11 @@ class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self.sessions = 0  # connections opened so far (logged, and handy for tests)
+
+    @property
+    def where(self) -> str:
+        return f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}"
 
     def _context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -58,45 +84,68 @@ class SmtpTransport:
         return context
 
     def connect(self) -> None:
+        """Open, secure and authenticate. SendError for problems a retry cannot fix,
+        ConnectFailure for those it might (refused, timed out, dropped, 421)."""
         s = self.settings
+        smtp: smtplib.SMTP | None = None
         try:
             if s.smtp_security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
-                                                      context=self._context())  # fmt: skip
+                smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._context())
             else:
                 smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
             smtp.ehlo()
             if s.smtp_security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    hint = "set SMTP_SECURITY=ssl for port 465, or check SMTP_PORT"
+                    raise SendError(f"{self.where} does not offer STARTTLS", hint=hint) from None
                 smtp.starttls(context=self._context())
                 smtp.ehlo()
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password or "")
+        except SendError:
+            _close_quietly(smtp)
+            raise
         except smtplib.SMTPAuthenticationError as exc:
+            _close_quietly(smtp)
             raise SendError(
-                f"SMTP {s.smtp_host}:{s.smtp_port}: authentication failed: {exc.smtp_code} {_reply(exc.smtp_error)}",
+                f"{self.where}: authentication failed: {_describe(exc)}",
                 hint="check SMTP_USERNAME and SMTP_PASSWORD",
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise SendError(f"SMTP {s.smtp_host}:{s.smtp_port}: {exc}", hint="check SMTP_SECURITY") from None
+            _close_quietly(smtp)
+            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.smtp_username else "check SMTP_SECURITY"
+            raise SendError(f"{self.where}: {exc}", hint=hint) from None
+        except ssl.SSLCertVerificationError as exc:
+            _close_quietly(smtp)
+            raise SendError(
+                f"{self.where}: TLS certificate not trusted: {exc.verify_message or exc.reason}",
+                hint="the server must present a certificate valid for SMTP_HOST",
+            ) from None
         except ssl.SSLError as exc:
-            raise SendError(f"SMTP {s.smtp_host}:{s.smtp_port}: TLS failed: {exc.reason or exc}",
-                            hint="check SMTP_SECURITY and SMTP_PORT") from None  # fmt: skip
+            _close_quietly(smtp)
+            hint = "check SMTP_SECURITY and SMTP_PORT (587 is usually starttls, 465 ssl)"
+            raise SendError(f"{self.where}: TLS failed: {exc.reason or exc}", hint=hint) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise ConnectionError(f"SMTP {s.smtp_host}:{s.smtp_port}: cannot connect: {_describe(exc)}") from None
+            _close_quietly(smtp)
+            raise ConnectFailure(f"{self.where}: cannot connect: {_describe(exc)}") from None
+        self.sessions += 1
         self._smtp = smtp
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None
 
     def send(self, sender: str, message: OutgoingMessage) -> None:
         if self._smtp is None:
             self.connect()
         assert self._smtp is not None
-        self._smtp.sendmail(sender, [message.recipient], message.data)
+        options = ["SMTPUTF8"] if not message.recipient.isascii() else []
+        self._smtp.sendmail(sender, [message.recipient], message.data, mail_options=options)
 
     def reset(self) -> None:
         """Forget the connection (after an error); the next send reconnects."""
         smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            with contextlib.suppress(OSError):
-                smtp.close()
+        _close_quietly(smtp)
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -107,6 +156,12 @@ class SmtpTransport:
                 smtp.close()
 
 
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError):
+            smtp.close()
+
+
 def _reply(value: bytes | str) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return " ".join(text.split())
@@ -115,7 +170,7 @@ def _reply(value: bytes | str) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {_reply(exc.smtp_error)}"
-    return str(exc) or type(exc).__name__
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class RateLimiter:
@@ -126,7 +181,7 @@ class RateLimiter:
         self._next = time.monotonic()
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, stop: threading.Event) -> None:
         if not self.interval:
             return
         with self._lock:
@@ -134,7 +189,7 @@ class RateLimiter:
             slot = max(now, self._next)
             self._next = slot + self.interval
         if slot > now:
-            time.sleep(slot - now)
+            stop.wait(slot - now)
 
 
 TransportFactory = Callable[[], SmtpTransport]
@@ -143,15 +198,31 @@ TransportFactory = Callable[[], SmtpTransport]
 @dataclass
 class DeliveryOptions:
     attempts: int = 4
-    backoff: float = 1.0  # seconds before the 2nd attempt; doubles each time
+    backoff: float = 1.0  # seconds before the 2nd attempt; doubles each time (tests pass 0)
     connections: int = 2
     rate: float = 0.0
 
 
 @dataclass
-class _Shared:
-    accepted: int = 0
+class _RunState:
+    accepted: int = 0  # messages any worker got accepted in this run
+    connected: int = 0  # connections any worker opened in this run
+    abort: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     fatal: BaseException | None = None
+
+    def count_accepted(self) -> None:
+        with self.lock:
+            self.accepted += 1
+
+    def count_connected(self) -> None:
+        with self.lock:
+            self.connected += 1
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.fatal = self.fatal or exc
+        self.abort.set()
 
 
 def deliver(
@@ -165,79 +236,88 @@ def deliver(
 ) -> None:
     """Send ``prepared`` to each recipient; report every outcome through ``on_result``.
 
-    Raises SendError when the run must stop (authentication, or no connection
-    could be made before anything was accepted, or connections keep failing).
-    Recipients not yet handed out when it stops get no result: they are
-    simply still undelivered for the next run.
+    Each worker thread owns one connection and loops: take the next recipient,
+    send, record the outcome. Taking and recording happen under one lock, so
+    the recipients iterator and ``on_result`` (the database) are never used by
+    two threads at once, and no worker takes a new recipient before its last
+    outcome is recorded: at most ``connections`` messages are ever accepted
+    and not yet recorded. Workers need no hand-offs through the calling
+    thread, which keeps the cost per message close to a plain smtplib loop.
+
+    When ``stop`` is set, no worker takes a new recipient; messages already
+    being sent are finished and recorded, then it returns. Raises SendError
+    when the run must stop (see the module docstring), after recording the
+    outcomes that came in before.
     """
     stop = stop or threading.Event()
-    jobs: queue.Queue[Recipient | None] = queue.Queue(maxsize=options.connections * 4)
-    results: queue.Queue[DeliveryResult] = queue.Queue()
-    shared = _Shared()
-    abort = threading.Event()
+    state = _RunState()
     limiter = RateLimiter(options.rate)
     sender = prepared.sender.addr_spec
+    pending = iter(recipients)
+    orphans: list[Recipient] = []  # left by a worker that lost its connection for good
+    shared = threading.Lock()  # guards ``pending``, ``orphans``, ``working`` and ``on_result``
+    connections = max(1, options.connections)
+    working = [connections]
+
+    def next_recipient() -> Recipient | None:
+        with shared:
+            if stop.is_set() or state.abort.is_set():
+                return None
+            return orphans.pop() if orphans else next(pending, None)
+
+    def retire(recipient: Recipient, exc: ConnectFailure) -> bool:
+        """Give up this connection while others still work (a provider that allows
+        fewer connections, one that drops some); its recipient goes to another."""
+        with shared:
+            if working[0] <= 1:
+                return False
+            working[0] -= 1
+            orphans.append(recipient)
+        # Worth a warning only if the server works at all: otherwise the
+        # last connection's error says it all.
+        log.log(logging.WARNING if state.connected else logging.DEBUG,
+                "%s; going on with %d connection(s)", exc, working[0])  # fmt: skip
+        return True
 
     def worker() -> None:
         transport = transport_factory()
         try:
-            while True:
-                recipient = jobs.get()
-                if recipient is None or abort.is_set():
-                    return
+            while (recipient := next_recipient()) is not None:
                 try:
-                    results.put(_send_one(transport, sender, prepared, recipient, options, limiter, shared, stop))
-                except BaseException as exc:
-                    shared.fatal = shared.fatal or exc
-                    abort.set()
-                    return
+                    result = _send_one(transport, sender, prepared, recipient, options, limiter, state, stop)
+                except ConnectFailure as exc:
+                    if retire(recipient, exc):
+                        return
+                    raise  # the last connection: the server is gone, stop the run
+                if result is not None:
+                    with shared:
+                        on_result(result)
+            with shared:
+                working[0] -= 1
+        except BaseException as exc:  # handed to the calling thread, which raises it
+            state.fail(exc)
         finally:
             transport.close()
 
-    threads = [threading.Thread(target=worker, name=f"smtp-{n}", daemon=True) for n in range(options.connections)]
+    threads = [threading.Thread(target=worker, name=f"smtp-{n}", daemon=True) for n in range(connections)]
     for thread in threads:
         thread.start()
-
-    def drain() -> None:
-        while True:
-            try:
-                result = results.get_nowait()
-            except queue.Empty:
-                return
-            on_result(result)
-
     try:
-        for recipient in recipients:
-            while True:
-                drain()
-                if abort.is_set() or stop.is_set():
-                    break
-                try:
-                    jobs.put(recipient, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if abort.is_set() or stop.is_set():
-                break
-    finally:
-        # Tell every worker to finish; they complete the message in flight.
-        for _ in threads:
-            while any(t.is_alive() for t in threads):
-                try:
-                    jobs.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    drain()
-        while any(t.is_alive() for t in threads):
-            drain()
-            time.sleep(0.01)
-        drain()
-    if shared.fatal is not None:
-        if isinstance(shared.fatal, SendError):
-            raise shared.fatal
-        if isinstance(shared.fatal, ConnectionError):
-            raise SendError(str(shared.fatal), hint="the digest stays pending; run `digest send` again") from None
-        raise shared.fatal
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        # Ctrl-C: no new messages; those being sent finish and are recorded.
+        state.abort.set()
+        for thread in threads:
+            thread.join()
+        raise
+    fatal = state.fatal
+    if fatal is not None:
+        if isinstance(fatal, SendError):
+            raise fatal
+        if isinstance(fatal, ConnectFailure):
+            raise SendError(str(fatal), hint="nothing is lost: the rest of the digest goes out on the next run")
+        raise fatal
 
 
 def _send_one(
@@ -247,48 +327,72 @@ def _send_one(
     recipient: Recipient,
     options: DeliveryOptions,
     limiter: RateLimiter,
-    shared: _Shared,
+    state: _RunState,
     stop: threading.Event,
-) -> DeliveryResult:
+) -> DeliveryResult | None:
+    """One recipient, with retries. None when ``stop`` interrupts a wait (still undelivered)."""
     message = prepared.personalise(recipient, datetime.now(UTC))
     error = "not attempted"
-    for attempt in range(1, options.attempts + 1):
-        limiter.wait()
+    attempts = max(1, options.attempts)
+    for attempt in range(1, attempts + 1):
+        limiter.wait(stop)
         try:
+            if not transport.connected:
+                transport.connect()
+                state.count_connected()
             transport.send(sender, message)
-            shared.accepted += 1
+            state.count_accepted()
             return DeliveryResult(recipient, "sent", attempt, message.message_id)
         except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients.get(recipient.email, (0, b""))
+            code, reply = exc.recipients.get(recipient.email, next(iter(exc.recipients.values()), (0, b"")))
             error = f"{code} {_reply(reply)}"
-            if 500 <= code < 600:
-                return DeliveryResult(recipient, "failed", attempt, None, error, permanent=True)
+            if code == 421:
+                transport.reset()  # smtplib closed the socket
+            elif 500 <= code < 600:
+                return DeliveryResult(recipient, "failed", attempt, None, error, refused=True)
+        except smtplib.SMTPSenderRefused as exc:
+            error = _describe(exc)
+            if 500 <= exc.smtp_code < 600:
+                hint = ("the server wants AUTH: set SMTP_USERNAME and SMTP_PASSWORD" if exc.smtp_code == 530
+                        else "check DIGEST_FROM against what your provider allows")  # fmt: skip
+                raise SendError(f"SMTP server refused the sender {sender}: {error}", hint=hint) from None
+            transport.reset()
         except smtplib.SMTPResponseException as exc:
+            # A 4xx or 5xx to DATA: smtplib has sent RSET, the session stays usable.
             error = _describe(exc)
-            if exc.smtp_code == 421 or isinstance(exc, smtplib.SMTPSenderRefused):
+            if exc.smtp_code == 421:
                 transport.reset()
-            if 500 <= exc.smtp_code < 600 and exc.smtp_code != 421:
-                if isinstance(exc, smtplib.SMTPSenderRefused):
-                    raise SendError(f"SMTP server refused the sender {sender}: {error}",
-                                    hint="check DIGEST_FROM against what your provider allows") from None  # fmt: skip
-                return DeliveryResult(recipient, "failed", attempt, None, error, permanent=True)
-            # A 4xx after DATA leaves the session usable; reset anyway to be safe.
+            elif 500 <= exc.smtp_code < 600:
+                # After DATA a 5xx is usually about the message (spam, size),
+                # not the address: only a mailbox status (5.1.x, 5.2.x) bounces.
+                refused = _reply(exc.smtp_error).startswith(("5.1.", "5.2."))
+                return DeliveryResult(recipient, "failed", attempt, None, error, refused=refused)
+        except smtplib.SMTPNotSupportedError:
+            # Only SMTPUTF8 gets here: this server cannot take a non-ASCII
+            # address. The address is not at fault, so it is not bounced.
+            error = f"{transport.where} does not support SMTPUTF8, needed for this non-ASCII address"
+            return DeliveryResult(recipient, "failed", attempt, None, error)
+        except ConnectFailure as exc:
+            # No connection has worked in this run yet: the server is simply
+            # not there (wrong host or port), say so at once instead of retrying.
+            error = str(exc)
             transport.reset()
-        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
-            error = _describe(exc)
+            if state.connected == 0:
+                raise
+            if attempt == attempts:
+                raise  # the server, not this recipient: stop the run
+        except (smtplib.SMTPException, OSError) as exc:
+            # Dropped connection, timeout, protocol confusion: reconnect and retry.
+            error = f"{transport.where}: {_describe(exc)}"
             transport.reset()
-            if attempt == options.attempts:
-                # The server is unreachable, not this recipient: stop the run
-                # rather than mark every remaining subscriber failed.
-                raise ConnectionError(error) from None
-        except smtplib.SMTPException as exc:
-            error = _describe(exc)
-            transport.reset()
-        if attempt < options.attempts and not stop.is_set():
+            if attempt == attempts:
+                raise ConnectFailure(error) from None
+        if attempt < attempts:
             delay = options.backoff * (2 ** (attempt - 1))
             log.debug("retrying %s in %.1fs after: %s", recipient.email, delay, error)
-            stop.wait(delay)
-    return DeliveryResult(recipient, "failed", options.attempts, None, error)
+            if stop.wait(delay):
+                return None
+    return DeliveryResult(recipient, "deferred", attempts, None, error)
 
 
 def options_from(settings: Settings) -> DeliveryOptions:

@@ -1,12 +1,15 @@
 """Build the RFC 5322 message: prepared once per digest, personalised per subscriber.
 
-``prepare_message`` does everything that is the same for every recipient
-(headers, MIME skeleton, placeholder positions). ``PreparedMessage.personalise``
-then only substitutes the recipient's address and unsubscribe URL into the
-text and HTML strings, quoted-printable-encodes them with binascii (C speed),
-and joins bytes. Substituting before encoding means a placeholder can never be
-split by a soft line break (email-facts.md). Output uses CRLF and no line
-exceeds 76 octets in the bodies or 998 anywhere.
+``prepare_message`` does everything that is the same for every recipient: the
+headers that do not change, the MIME skeleton, and the quoted-printable
+encoding of the text and HTML bodies. Each body is cut at its placeholders
+(``render.UNSUBSCRIBE_PLACEHOLDER``, ``render.RECIPIENT_PLACEHOLDER``) and the
+pieces are encoded once. ``PreparedMessage.personalise`` then only encodes the
+recipient's values and joins bytes, with a soft line break (``=`` CRLF) on
+each side of every value: a decoder removes those, so a placeholder can never
+be split or mangled by the encoding (email-facts.md), and the cost per
+recipient does not grow with the size of the digest. Output uses CRLF, body
+lines stay within 76 octets and header lines far below 998.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -28,6 +32,8 @@ from digest.render import RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.subscribers import clean_name
 
 _POLICY = policy.SMTP
+_POLICY_UTF8 = policy.SMTPUTF8
+MAX_NAME_CHARS = 100
 
 
 class Signer(Protocol):
@@ -41,13 +47,62 @@ def header(name: str, value: str | Address) -> bytes:
     if isinstance(value, str):
         value = " ".join(value.replace("\r", " ").replace("\n", " ").split())
     folded: str = _POLICY.header_factory(name, value).fold(policy=_POLICY)
-    return folded.encode("ascii")
+    if not (isinstance(value, Address) and not value.addr_spec.isascii()):
+        return folded.encode("ascii")
+    # Only an internationalised address (a non-ASCII local part) gets here:
+    # such mail needs SMTPUTF8 anyway, which the transport asks for.
+    folded_utf8: str = _POLICY_UTF8.header_factory(name, value).fold(policy=_POLICY_UTF8)
+    return folded_utf8.encode("utf-8")
 
 
 def _qp(text: str) -> bytes:
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
     return encoded.replace(b"\n", b"\r\n")
+
+
+_PLACEHOLDERS = re.compile(f"({re.escape(UNSUBSCRIBE_PLACEHOLDER)}|{re.escape(RECIPIENT_PLACEHOLDER)})")
+_SOFT_BREAK = b"=\r\n"
+
+
+@dataclass(frozen=True)
+class EncodedBody:
+    """A body part, quoted-printable-encoded once, with holes for personal values.
+
+    ``pieces`` alternate: encoded bytes, a placeholder name, encoded bytes, ...
+    """
+
+    pieces: tuple[bytes | str, ...]
+
+    @classmethod
+    def encode(cls, text: str) -> EncodedBody:
+        normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+        parts = _PLACEHOLDERS.split(normalised)
+        return cls(tuple(_qp(part) if n % 2 == 0 else part for n, part in enumerate(parts)))
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        out: list[bytes] = []
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                out += (_SOFT_BREAK, values[piece], _SOFT_BREAK)
+            else:
+                out.append(piece)
+        return b"".join(out)
+
+
+# A display name made only of these needs no quoting or encoding (RFC 5322 atoms).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+
+
+def to_header(email: str, name: str | None) -> bytes:
+    """The To header for one recipient; the email package only for unusual names."""
+    display = (clean_name(name) or "")[:MAX_NAME_CHARS]
+    if email.isascii() and _PLAIN_NAME.fullmatch(display) and len(display) + len(email) < 70:
+        return f"To: {display} <{email}>\r\n".encode() if display else f"To: {email}\r\n".encode()
+    local, _, domain = email.rpartition("@")
+    # A display name is one unbreakable quoted string when folded: it is
+    # capped (above) so the To line stays far below the 998-octet limit.
+    return header("To", Address(display_name=display, username=local, domain=domain))
 
 
 @dataclass(frozen=True)
@@ -78,6 +133,11 @@ class PreparedMessage:
     secret: str
     mailto: str | None
     signer: Signer | None = None
+    bodies: tuple[EncodedBody, EncodedBody] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The expensive part, once per digest: encode text and HTML around the holes.
+        object.__setattr__(self, "bodies", (EncodedBody.encode(self.text), EncodedBody.encode(self.html)))
 
     def unsubscribe_url(self, token: str) -> str:
         link = tokens.link_token(self.secret, token)
@@ -92,33 +152,31 @@ class PreparedMessage:
 
     def personalise(self, recipient: Recipient, now: datetime) -> OutgoingMessage:
         url = self.unsubscribe_url(recipient.token)
-        text = self.text.replace(UNSUBSCRIBE_PLACEHOLDER, url).replace(RECIPIENT_PLACEHOLDER, recipient.email)
-        body_html = self.html.replace(UNSUBSCRIBE_PLACEHOLDER, html.escape(url)).replace(
-            RECIPIENT_PLACEHOLDER, html.escape(recipient.email)
-        )
+        text_values = {UNSUBSCRIBE_PLACEHOLDER: _qp(url), RECIPIENT_PLACEHOLDER: _qp(recipient.email)}
+        html_values = {UNSUBSCRIBE_PLACEHOLDER: _qp(html.escape(url)),
+                       RECIPIENT_PLACEHOLDER: _qp(html.escape(recipient.email))}  # fmt: skip
         message_id = self.message_id(recipient)
         unsubscribe = [f"<{url}>"]
         if self.mailto:
             unsubscribe.append(f"<mailto:{self.mailto}?subject=unsubscribe>")
-        local, _, domain = recipient.email.rpartition("@")
-        to = Address(display_name=clean_name(recipient.name) or "", username=local, domain=domain)
         headers = (
             self.sender_headers
-            + header("To", to)
-            + header("Date", format_datetime(now))
-            + header("Message-ID", message_id)
+            + to_header(recipient.email, recipient.name)
+            + b"Date: " + format_datetime(now).encode("ascii") + b"\r\n"
+            + b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
             + b"List-Unsubscribe: " + ",\r\n ".join(unsubscribe).encode("ascii") + b"\r\n"
             + (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" if self.public_url else b"")
             + self.static_headers
         )  # fmt: skip
-        boundary = self.boundary.encode("ascii")
+        boundary = b"--" + self.boundary.encode("ascii")
         part_head = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-        body = (
-            b"--" + boundary + b"\r\n" + part_head % b"plain" + _qp(text) + b"\r\n"
-            + b"--" + boundary + b"\r\n" + part_head % b"html" + _qp(body_html) + b"\r\n"
-            + b"--" + boundary + b"--\r\n"
-        )  # fmt: skip
-        data = headers + b"\r\n" + body
+        text_body, html_body = self.bodies
+        data = b"".join((
+            headers, b"\r\n",
+            boundary, b"\r\n", part_head % b"plain", text_body.fill(text_values), b"\r\n",
+            boundary, b"\r\n", part_head % b"html", html_body.fill(html_values), b"\r\n",
+            boundary, b"--\r\n",
+        ))  # fmt: skip
         if self.signer is not None:
             data = self.signer(data) + data
         return OutgoingMessage(recipient=recipient.email, message_id=message_id, data=data)
@@ -163,8 +221,16 @@ def prepare_message(
 
 
 def dkim_signer(selector: str, domain: str, key_file: Path) -> Signer:
-    """A Signer that adds a DKIM-Signature over the final bytes (dkimpy)."""
-    import dkim
+    """A Signer that adds a DKIM-Signature over the final bytes (dkimpy).
+
+    Raises OSError when the key file cannot be read, ValueError when dkimpy
+    is missing or the key is unusable: found before the first message, not
+    in the middle of a send.
+    """
+    try:
+        import dkim
+    except ImportError:
+        raise ValueError("DKIM signing needs dkimpy: pip install 'digest[dkim]'") from None
 
     key = key_file.read_bytes()
     wanted = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
@@ -174,4 +240,8 @@ def dkim_signer(selector: str, domain: str, key_file: Path) -> Signer:
         signature: bytes = dkim.sign(message, selector.encode(), domain.encode(), key, include_headers=wanted)
         return signature.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
+    try:
+        sign(b"From: check@" + domain.encode() + b"\r\nSubject: key check\r\n\r\nok\r\n")
+    except dkim.DKIMException as exc:
+        raise ValueError(f"not a usable private key: {exc}") from None
     return sign

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,11 @@ from sqlite_utils import Database
 from digest import render, store
 from digest.config import Settings
 from digest.errors import DigestError, FeedError, InputError
-from digest.feeds import Fetcher, HttpFetcher, parse_feed
+from digest.feeds import Fetcher, FetchError, HttpFetcher, parse_feed
 from digest.lock import sender_lock
-from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, TransportFactory, deliver, options_from
-from digest.message import PreparedMessage, Recipient, dkim_signer, prepare_message
+from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, deliver, options_from
+from digest.mailer import TransportFactory as TransportFactory  # re-exported for the daemon
+from digest.message import PreparedMessage, Recipient, Signer, dkim_signer, prepare_message
 from digest.models import StoredEntry
 from digest.subscribers import normalise_email, set_status
 
@@ -43,45 +45,104 @@ PREVIEW_SECRET = "preview-only-secret"  # noqa: S105 - dry runs never send; link
 
 @dataclass
 class FeedReport:
-    url: str
+    """What one check of one feed found; ``digest check`` prints it."""
+
+    url: str  # as configured in DIGEST_FEED_URL: the feed's name
     title: str | None = None
-    new: list[StoredEntry] = field(default_factory=list)
+    new: list[StoredEntry] = field(default_factory=list)  # newest first
     status: str = "ok"  # ok | not-modified | error | gone
     error: str | None = None
+    http_status: str | None = None  # what feeds.last_status recorded
+    fetched_from: str | None = None  # set when the feed is fetched from a URL it moved to
+    moved_to: str | None = None  # a permanent redirect found by this check
+    warning: str | None = None  # ill-formed but readable
+    first_run: bool = False
+    skipped: int = 0  # entries the first-run policy recorded as already seen
+    refreshed: int = 0  # pending entries whose content changed
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "gone")
 
 
-def check_feeds(db: Database, settings: Settings, fetcher: Fetcher | None = None) -> list[FeedReport]:
+def check_feeds(
+    db: Database, settings: Settings, fetcher: Fetcher | None = None, *, retry_gone: bool = False
+) -> list[FeedReport]:
+    """Check every configured feed, one after another; a failure never stops the others."""
     fetcher = fetcher or HttpFetcher(timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes)
-    return [check_feed(db, settings, url, fetcher) for url in settings.require_feeds()]
+    urls = dict.fromkeys(settings.require_feeds())  # a URL listed twice is checked once
+    return [check_feed(db, settings, url, fetcher, retry_gone=retry_gone) for url in urls]
 
 
-def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher) -> FeedReport:
+def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, retry_gone: bool = False) -> FeedReport:
+    """Fetch one feed and record its new entries.
+
+    A failure (network, HTTP error, not a feed) is recorded on the feed row
+    (``last_status``, ``last_error``) and leaves its entries untouched. A 304
+    writes nothing but ``last_checked``. A 410 marks the feed ``gone``: it is
+    not fetched again unless ``retry_gone``. A permanent redirect (301/308)
+    makes the new URL the one fetched from now on (``fetch_url``).
+    """
     row = store.feed_row(db, url)
     now = store.to_text(store.utcnow())
-    report = FeedReport(url=url, title=row["title"])
+    source = row["fetch_url"] or url
+    report = FeedReport(url=url, title=row["title"], http_status=row["last_status"], fetched_from=row["fetch_url"])
+    if row["status"] == "gone" and not retry_gone:
+        report.status = "gone"
+        report.error = f"{source}: gone (HTTP 410 by {row['last_checked']}); no longer fetched"
+        return report
     try:
-        result = fetcher(url, etag=row["etag"], last_modified=row["last_modified"])
-        if result.not_modified:
-            store.update_feed(db, row["id"], last_checked=now, last_status="304", last_error=None)
-            report.status = "not-modified"
-            return report
-        parsed = parse_feed(result)
+        result = fetcher(source, etag=row["etag"], last_modified=row["last_modified"])
+        if not result.not_modified:
+            parsed = parse_feed(result)
     except FeedError as exc:
-        store.update_feed(db, row["id"], last_checked=now, last_status="error", last_error=str(exc))
-        log.warning("feed %s: %s", url, exc)
-        report.status, report.error = "error", str(exc)
+        status = exc.status if isinstance(exc, FetchError) else "error"
+        gone = status == "410"
+        store.update_feed(db, row["id"], last_checked=now, last_status=status, last_error=str(exc),
+                          **({"status": "gone"} if gone else {}))  # fmt: skip
+        # Debug only: callers report failures (the CLI prints them, the daemon logs state changes).
+        log.debug("feed %s: %s", url, exc)
+        report.status, report.error, report.http_status = ("gone" if gone else "error"), str(exc), status
+        return report
+    moved = _moved(row, url, result.permanent_redirect)
+    if moved:
+        report.moved_to = report.fetched_from = moved
+    if result.not_modified:
+        changes: dict[str, Any] = {"last_checked": now}
+        if row["last_error"] or row["status"] != "active":
+            changes.update(last_status="304", last_error=None, status="active")
+        store.update_feed(db, row["id"], **changes, **({"fetch_url": moved} if moved else {}))
+        report.status = "not-modified"
         return report
     if parsed.warning:
         log.warning("feed %s is ill-formed but readable: %s", url, parsed.warning)
-    new_ids = store.record_entries(db, row["id"], parsed.entries, settings.first_run)
-    store.update_feed(
-        db, row["id"], title=parsed.title, site_url=parsed.site_url, etag=result.etag,
-        last_modified=result.last_modified, last_checked=now, last_status=str(result.status), last_error=None,
-    )  # fmt: skip
-    report.title = parsed.title
-    wanted = set(new_ids)
-    report.new = [e for e in store.pending_entries(db) if e.id in wanted]
+        report.warning = parsed.warning
+    with db.atomic():
+        # Entries and the validators that vouch for them commit together: a
+        # crash between the two must not leave an ETag for unrecorded entries.
+        recorded = store.record_entries(db, row["id"], parsed.entries, settings.first_run)
+        store.update_feed(
+            db, row["id"], title=parsed.title, site_url=parsed.site_url, etag=result.etag,
+            last_modified=result.last_modified, last_checked=now, last_status=str(result.status), last_error=None,
+            status="active", **({"fetch_url": moved} if moved else {}),
+        )  # fmt: skip
+    if recorded.refreshed:
+        log.info("feed %s: %d pending entries changed and were refreshed", url, recorded.refreshed)
+    report.title, report.http_status = parsed.title, str(result.status)
+    report.first_run, report.skipped, report.refreshed = recorded.first_run, recorded.skipped, recorded.refreshed
+    report.new = store.entries_by_id(db, recorded.new_ids)
     return report
+
+
+def _moved(row: dict[str, Any], url: str, permanent_redirect: str | None) -> str | None:
+    """The new fetch URL after a permanent redirect, or None when nothing moved."""
+    if not permanent_redirect or permanent_redirect == (row["fetch_url"] or url):
+        return None
+    log.warning(
+        "feed %s moved permanently to %s: fetching from there from now on; update DIGEST_FEED_URL to match",
+        url, permanent_redirect,
+    )  # fmt: skip
+    return permanent_redirect
 
 
 # --- digests -------------------------------------------------------------------
@@ -112,23 +173,32 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
     return DigestPlan(digest_id, digest.subject, digest.html, digest.text, entries, row["created"], False, digest.notes)
 
 
-def planned_digests(db: Database, settings: Settings) -> Iterator[DigestPlan]:
-    """Unfinished digests first (oldest first), then a new one from pending entries."""
+def planned_digests(db: Database, settings: Settings, *, new_digest: bool = True) -> Iterator[DigestPlan]:
+    """Unfinished digests first (oldest first), then (unless ``new_digest`` is off) a new one."""
     for row in store.unfinished_digests(db):
         yield DigestPlan(row["id"], row["subject"], row["html"], row["text"],
                          store.digest_entries(db, row["id"]), row["created"], True)  # fmt: skip
+    if not new_digest:  # the daemon resumes between scheduled sends without starting a new digest
+        return
     plan = create_next_digest(db, settings)
     if plan is not None:
         yield plan
 
 
+def signer_for(settings: Settings) -> Signer | None:
+    """The DKIM signer the settings ask for; InputError when the key is unusable."""
+    if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file):
+        return None
+    try:
+        return dkim_signer(settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file)
+    except OSError as exc:
+        raise InputError(f"DIGEST_DKIM_KEY_FILE: cannot read {settings.dkim_key_file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(f"DIGEST_DKIM_KEY_FILE: {settings.dkim_key_file}: {exc}") from None
+
+
 def prepared_for(plan: DigestPlan, settings: Settings, *, secret: str | None = None) -> PreparedMessage:
-    signer = None
-    if settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file:
-        try:
-            signer = dkim_signer(settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file)
-        except OSError as exc:
-            raise InputError(f"DIGEST_DKIM_KEY_FILE: cannot read {settings.dkim_key_file}: {exc.strerror}") from None
+    signer = signer_for(settings)
     sender = settings.sender_address
     list_name = plan.entries[0].feed_title if plan.entries else sender.display_name
     return prepare_message(
@@ -155,16 +225,24 @@ class SendReport:
     subject: str
     entries: int
     resumed: bool
+    total: int = 0  # recipients owed this digest when the run started
     sent: int = 0
-    failed: int = 0
+    failed: int = 0  # permanently (5xx), or temporary failures past the retry bound
+    deferred: int = 0  # temporary failures: retried by the next run
     bounced: int = 0
-    skipped: int = 0  # already delivered before this run
+    skipped: int = 0  # had it already before this run
+    remaining: int = 0  # still owed after the run (deferred, or left by a stop)
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
+    finished: bool = False  # the digest is complete (status sent)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.deferred
 
     @property
     def rate(self) -> float:
-        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
 @dataclass
@@ -175,14 +253,13 @@ class SendOutcome:
 
 ProgressCallback = Callable[[SendReport, int], None]  # (report so far, total recipients)
 
+# A subscriber whose deliveries keep failing temporarily is retried on this
+# many runs (DIGEST_SEND_ATTEMPTS tries each) before the failure is final.
+RETRY_RUNS = 3
+
 
 def count_undelivered(db: Database, digest_id: int) -> int:
-    row = db.execute(
-        """SELECT COUNT(*) FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS
-           (SELECT 1 FROM deliveries d WHERE d.digest_id = ? AND d.subscriber_id = s.id AND d.status = 'sent')""",
-        [digest_id],
-    ).fetchone()
-    return int(row[0])
+    return store.count_undelivered(db, digest_id)
 
 
 def send(
@@ -199,6 +276,7 @@ def send(
     settings.require_sending()
     if check:
         settings.require_feeds()
+    signer_for(settings)  # a bad DKIM key fails here, before a digest is made
     db = store.open_db(settings.db_path)
     try:
         with sender_lock(settings.db_path):
@@ -218,14 +296,22 @@ def send_locked(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     check: bool = True,
+    new_digest: bool = True,
 ) -> SendOutcome:
-    """``send`` for a caller that already holds the lock and the database (the daemon)."""
+    """``send`` for a caller that already holds the lock and the database (the daemon).
+
+    Unfinished digests (a crash, a stop, deferred recipients) are resumed
+    first, oldest first; then a new digest is made from pending entries.
+    When ``stop`` is set, no new message starts; those in flight finish and
+    are recorded, and the digest stays ``sending`` for the next run. With
+    ``new_digest=False`` only unfinished digests are resumed.
+    """
     stop = stop or threading.Event()
     feeds = check_feeds(db, settings, fetcher) if check else []
     factory = transport_factory or (lambda: SmtpTransport(settings))
     options = delivery or options_from(settings)
     reports = []
-    for plan in planned_digests(db, settings):
+    for plan in planned_digests(db, settings, new_digest=new_digest):
         if stop.is_set():
             break
         reports.append(deliver_digest(db, settings, plan, factory, options, progress, stop))
@@ -241,26 +327,28 @@ def deliver_digest(
     progress: ProgressCallback | None,
     stop: threading.Event,
 ) -> SendReport:
+    """Deliver one digest to every subscriber still owed it; commit each outcome as it comes."""
     prepared = prepared_for(plan, settings)
-    report = SendReport(plan.id, plan.subject, len(plan.entries), plan.resumed)
-    total = count_undelivered(db, plan.id)
-    report.skipped = int(db.execute("SELECT COUNT(*) FROM deliveries WHERE digest_id = ? AND status = 'sent'",
-                                    [plan.id]).fetchone()[0])  # fmt: skip
+    total = store.count_undelivered(db, plan.id)
+    report = SendReport(plan.id, plan.subject, len(plan.entries), plan.resumed, total=total)
+    report.skipped = store.delivery_counts(db, plan.id)["sent"]
     store.set_digest_status(db, plan.id, "sending")
     log.info("digest %d: sending %r to %d subscribers", plan.id, plan.subject, total)
+    give_up_after = max(1, options.attempts) * RETRY_RUNS
     started = time.monotonic()
 
     def on_result(result: DeliveryResult) -> None:
         subscriber_id = result.recipient.id
-        store.record_delivery(db, plan.id, subscriber_id, status=result.status, attempts=result.attempts,
-                              message_id=result.message_id, error=result.error)  # fmt: skip
-        if result.status == "sent":
+        recorded = store.record_delivery(db, plan.id, subscriber_id, status=result.status, attempts=result.attempts,
+                                         message_id=result.message_id, error=result.error,
+                                         give_up_after=give_up_after)  # fmt: skip
+        if recorded == "sent":
             report.sent += 1
         else:
-            report.failed += 1
+            setattr(report, recorded, getattr(report, recorded) + 1)
             report.errors.append(f"{result.recipient.email}: {result.error}")
-            log.warning("digest %d: %s failed: %s", plan.id, result.recipient.email, result.error)
-            if result.permanent and settings.bounce_on_5xx:
+            log.warning("digest %d: %s %s: %s", plan.id, result.recipient.email, recorded, result.error)
+            if result.refused and settings.bounce_on_5xx:
                 set_status(db, subscriber_id, "bounced")
                 report.bounced += 1
         report.elapsed = time.monotonic() - started
@@ -275,9 +363,17 @@ def deliver_digest(
         deliver(prepared, recipients, transport_factory=factory, options=options, on_result=on_result, stop=stop)
     finally:
         report.elapsed = time.monotonic() - started
-    if not stop.is_set():
+    # Deferred recipients (and any a stop left out) keep the digest open: the
+    # next run resumes it for them alone. Subscribers who left meanwhile do
+    # not count, so a digest cannot stay open forever for them.
+    report.remaining = store.count_undelivered(db, plan.id)
+    if report.remaining == 0:
         store.set_digest_status(db, plan.id, "sent")
-        log.info("digest %d: %d sent, %d failed in %.1fs", plan.id, report.sent, report.failed, report.elapsed)
+        report.finished = True
+    log.info(
+        "digest %d: %d sent, %d failed, %d deferred, %d still owed; %.1fs",
+        plan.id, report.sent, report.failed, report.deferred, report.remaining, report.elapsed,
+    )  # fmt: skip
     return report
 
 
@@ -351,34 +447,54 @@ def send_to_one(
     fetcher: Fetcher | None = None,
     transport_factory: TransportFactory | None = None,
 ) -> tuple[DigestPlan, DeliveryResult]:
-    """Send the digest ``send`` would send now to one address, touching no state."""
+    """Send the digest ``send`` would send now to one address, touching no state.
+
+    Everything happens on an in-memory copy of the database. The message
+    gets a fresh Message-ID: reusing the one the real send will carry would
+    let a receiver drop the real copy as a duplicate of this test.
+    """
     email = normalise_email(address)
-    settings.sender_address  # noqa: B018
+    settings.sender_address  # noqa: B018 - validates DIGEST_FROM before any work
     db = store.open_snapshot(settings.db_path)
     try:
         check_feeds(db, settings, fetcher)
         plan = next(planned_digests(db, settings), None)
         if plan is None:
-            raise DigestError("nothing to send: no new entries and no unfinished digest")
-        prepared = prepared_for(plan, settings)
+            raise DigestError("nothing to send: no new entries and no unfinished digest",
+                              hint="`digest status` shows what is pending")  # fmt: skip
+        prepared = replace(prepared_for(plan, settings), digest_key=secrets.token_hex(16))
+        known = db.execute("SELECT name, token FROM subscribers WHERE email = ?", [email]).fetchone()
     finally:
         db.close()
+    # A subscriber gets exactly their own message (name, working unsubscribe
+    # link); any other address gets a link that unsubscribes nobody.
+    name, token = (known[0], known[1]) if known else (None, secrets.token_urlsafe(24))
     results: list[DeliveryResult] = []
     factory = transport_factory or (lambda: SmtpTransport(settings))
     options = DeliveryOptions(attempts=settings.send_attempts, connections=1)
-    recipient = Recipient(email=email, name=None, token="t" * 32)
+    recipient = Recipient(email=email, name=name, token=token)
     deliver(prepared, [recipient], transport_factory=factory, options=options, on_result=results.append)
     return plan, results[0]
 
 
 def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:
-    """Recent digests with their delivery counts, newest first (for `digest status`)."""
-    return list(
+    """Recent digests with their delivery counts, newest first (for `digest status`).
+
+    ``pending`` is what an unfinished digest still owes (0 once it is sent);
+    ``failures`` lists failed and deferred deliveries with the server's reply.
+    """
+    rows = list(
         db.query(
-            """SELECT d.id, d.created, d.subject, d.status, d.entry_count,
+            """SELECT d.id, d.created, d.subject, d.status, d.entry_count, d.started_at, d.finished_at,
                  (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent') AS sent,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'deferred') AS deferred
                FROM digests d ORDER BY d.id DESC LIMIT ?""",
             [limit],
         )
     )
+    for row in rows:
+        unfinished = row["status"] in ("pending", "sending")
+        row["pending"] = store.count_undelivered(db, row["id"]) if unfinished else 0
+        row["failures"] = store.failed_deliveries(db, row["id"]) if row["failed"] or row["deferred"] else []
+    return rows
