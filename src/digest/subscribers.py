@@ -3,11 +3,14 @@
 Addresses are validated and normalised with email-validator (syntax only, no
 DNS), so ``Alice@Example.COM`` and ``alice@example.com`` are one subscriber.
 Every subscriber gets a random, unguessable token at creation; it identifies
-them in unsubscribe links (see web.py and mailer.py).
+them in unsubscribe links, signed with DIGEST_SECRET (tokens.py, message.py),
+and web.py turns a signed token back into an unsubscribe. CSV import lives in
+csvimport.py; the CLI commands in cli_subscribers.py.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterator
@@ -27,13 +30,34 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 def normalise_email(address: str) -> str:
     """The normalised form of ``address``; InputError saying why it is invalid."""
+    stripped = address.strip()
+    local, at, domain = stripped.rpartition("@")
     try:
-        result = validate_email(address.strip(), check_deliverability=False)
+        plain = at and domain.isascii() and len(local) <= _MAX_LOCAL and len(stripped) <= _MAX_ADDRESS
+        if plain and _DOT_ATOM.match(local):
+            # The common case, a plain ASCII address: only the domain needs
+            # email-validator's full (IDNA) check, and domains repeat across a
+            # list, so it is cached. 10x faster on a 100,000-row import; the
+            # same verdicts (tests/test_subscribers_validation.py).
+            normalised = f"{local}@{_normalised_domain(domain)}"
+        else:
+            normalised = str(validate_email(stripped, check_deliverability=False).normalized)
     except EmailNotValidError as exc:
         raise InputError(f"invalid email address {address!r}: {exc}") from None
     # email-validator keeps the local part's case (it can matter in theory);
     # every real provider ignores it, and duplicates by case are worse.
-    return str(result.normalized).lower()
+    return normalised.lower()
+
+
+# RFC 5321/5322 dot-atom: what email-validator accepts unquoted in ASCII.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_MAX_LOCAL = 64
+_MAX_ADDRESS = 254
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised_domain(domain: str) -> str:
+    return str(validate_email(f"x@{domain}", check_deliverability=False).domain)
 
 
 def clean_name(name: str | None) -> str | None:
@@ -103,38 +127,73 @@ def set_status(db: Database, subscriber_id: int, status: str) -> None:
     )
 
 
-def remove_subscriber(db: Database, address: str, *, purge: bool = False) -> Subscriber:
-    """Mark unsubscribed (kept for the record), or delete the row with ``purge``."""
+@dataclass(frozen=True)
+class RemoveResult:
+    subscriber: Subscriber
+    outcome: str  # unsubscribed | already-unsubscribed | purged
+    deliveries_deleted: int = 0
+
+
+def remove_subscriber(db: Database, address: str, *, purge: bool = False) -> RemoveResult:
+    """Mark unsubscribed (kept for the record), or with ``purge`` delete the row and its send log."""
     email = normalise_email(address)
     existing = get_by_email(db, email)
     if existing is None:
         raise InputError(f"no subscriber {email}")
     if purge:
         with db.atomic():
-            db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", [existing.id])
+            deleted = db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", [existing.id]).rowcount
             db.execute("DELETE FROM subscribers WHERE id = ?", [existing.id])
-    else:
-        set_status(db, existing.id, "unsubscribed")
-    return existing
+        return RemoveResult(existing, "purged", deleted)
+    if existing.status == "unsubscribed":
+        return RemoveResult(existing, "already-unsubscribed")
+    set_status(db, existing.id, "unsubscribed")
+    return RemoveResult(existing, "unsubscribed")
 
 
 def unsubscribe_token(db: Database, token: str) -> Subscriber | None:
-    """One-click unsubscribe: the subscriber for ``token`` marked unsubscribed, or None."""
+    """One-click unsubscribe: the subscriber for ``token`` marked unsubscribed, or None.
+
+    A bounced address is marked unsubscribed too: the person asked to leave,
+    which is the stronger record. One UPDATE, so the write lock is held for
+    microseconds even while a send is running.
+    """
     subscriber = get_by_token(db, token)
     if subscriber is None:
         return None
-    if subscriber.status == "active":
+    if subscriber.status != "unsubscribed":
         set_status(db, subscriber.id, "unsubscribed")
     return subscriber
+
+
+def mask_email(email: str) -> str:
+    """``alice@example.com`` -> ``a***e@example.com``: recognisable by its owner, not quotable."""
+    local, _, domain = email.rpartition("@")
+    if len(local) <= 2:
+        return f"{local[:1]}***@{domain}"
+    return f"{local[0]}***{local[-1]}@{domain}"
+
+
+EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source")
 
 
 def iter_subscribers(db: Database, status: str = "all") -> Iterator[dict[str, Any]]:
     """Rows for listing and export, streamed in id order."""
     where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
     yield from db.query(
-        f"SELECT id, email, name, status, created, updated, source FROM subscribers {where} ORDER BY id",  # noqa: S608
+        f"SELECT id, {', '.join(EXPORT_FIELDS)} FROM subscribers {where} ORDER BY id",  # noqa: S608
         params,
     )
+
+
+def column_widths(db: Database, status: str = "all") -> dict[str, int]:
+    """Longest email and name among the rows ``iter_subscribers`` yields, for aligned tables."""
+    where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
+    row = db.execute(
+        f"SELECT MAX(LENGTH(email)), MAX(LENGTH(name)) FROM subscribers {where}",  # noqa: S608
+        params,
+    ).fetchone()
+    return {"email": int(row[0] or 0), "name": int(row[1] or 0)}
 
 
 def status_counts(db: Database) -> dict[str, int]:

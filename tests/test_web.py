@@ -1,0 +1,352 @@
+"""The one-click unsubscribe endpoint, against the real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from conftest import add_subscribers, run_cli, settings_from
+from digest import tokens
+from digest.errors import ConfigError, DigestError
+from digest.web import MAX_BODY_BYTES, UnsubscribeServer
+
+FIXED_CLOCK = 1_790_000_000.0  # the Date header is pinned so whole responses can be compared
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[tuple[UnsubscribeServer, int]]:
+    add_subscribers(env, "ada@example.com", "bob@example.com")
+    settings = settings_from(env)
+    endpoint = UnsubscribeServer(settings, listen=("127.0.0.1", 0), clock=lambda: FIXED_CLOCK, timeout=5.0)
+    _, port = endpoint.start()
+    try:
+        yield endpoint, port
+    finally:
+        endpoint.stop()
+
+
+def link(environ: dict[str, str], email: str) -> str:
+    conn = sqlite3.connect(environ["DIGEST_DB"])
+    try:
+        (token,) = conn.execute("SELECT token FROM subscribers WHERE email = ?", [email]).fetchone()
+    finally:
+        conn.close()
+    return "/unsubscribe?token=" + tokens.link_token(environ["DIGEST_SECRET"], token)
+
+
+def status_of(environ: dict[str, str], email: str) -> str:
+    conn = sqlite3.connect(environ["DIGEST_DB"])
+    try:
+        return str(conn.execute("SELECT status FROM subscribers WHERE email = ?", [email]).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def raw(port: int, request: bytes) -> bytes:
+    """Send ``request`` as is and return every byte of the response (the server closes)."""
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        try:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # a server that closes without reading the request resets the connection
+    return b"".join(chunks)
+
+
+def get(port: int, target: str) -> bytes:
+    return raw(port, f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+
+
+def post(port: int, target: str, body: bytes = ONE_CLICK,
+         content_type: str = "application/x-www-form-urlencoded") -> bytes:  # fmt: skip
+    head = f"POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
+    return raw(port, head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def status_line(response: bytes) -> bytes:
+    return response.split(b"\r\n", 1)[0]
+
+
+def body_of(response: bytes) -> str:
+    return response.split(b"\r\n\r\n", 1)[1].decode("utf-8")
+
+
+def test_get_shows_masked_address_and_button_but_does_not_unsubscribe(
+    env: dict[str, str], server: tuple[UnsubscribeServer, int]
+) -> None:
+    _, port = server
+
+    response = get(port, link(env, "ada@example.com"))
+
+    assert status_line(response) == b"HTTP/1.0 200 OK"
+    page = body_of(response)
+    assert "a***a@example.com" in page and "ada@example.com" not in page
+    assert '<form method="post">' in page
+    assert '<input type="hidden" name="List-Unsubscribe" value="One-Click">' in page
+    assert status_of(env, "ada@example.com") == "active"
+
+
+def test_one_click_post_unsubscribes_at_once(env: dict[str, str], server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server
+
+    response = post(port, link(env, "ada@example.com"))
+
+    assert status_line(response) == b"HTTP/1.0 200 OK"
+    head = response.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nlocation:" not in head and b"\r\nset-cookie:" not in head
+    assert "You are unsubscribed" in body_of(response)
+    assert status_of(env, "ada@example.com") == "unsubscribed"
+    assert status_of(env, "bob@example.com") == "active"
+    # Repeating it (a retrying mail provider) is harmless; GET now says so.
+    assert status_line(post(port, link(env, "ada@example.com"))) == b"HTTP/1.0 200 OK"
+    assert "Already unsubscribed" in body_of(get(port, link(env, "ada@example.com")))
+
+
+def test_multipart_one_click_post_unsubscribes(env: dict[str, str], server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server
+    body = b'--XyZ\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--XyZ--\r\n'
+
+    response = post(port, link(env, "bob@example.com"), body, "multipart/form-data; boundary=XyZ")
+
+    assert status_line(response) == b"HTTP/1.0 200 OK"
+    assert status_of(env, "bob@example.com") == "unsubscribed"
+
+
+def test_empty_post_body_is_accepted(env: dict[str, str], server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server
+
+    response = post(port, link(env, "bob@example.com"), b"")
+
+    assert status_line(response) == b"HTTP/1.0 200 OK"
+    assert status_of(env, "bob@example.com") == "unsubscribed"
+
+
+def test_post_with_another_body_is_refused(env: dict[str, str], server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server
+
+    response = post(port, link(env, "bob@example.com"), b"List-Unsubscribe=Maybe")
+
+    assert status_line(response) == b"HTTP/1.0 400 Bad Request"
+    assert status_of(env, "bob@example.com") == "active"
+
+
+def test_bad_tokens_are_indistinguishable_from_unknown_ones(
+    env: dict[str, str], server: tuple[UnsubscribeServer, int]
+) -> None:
+    _, port = server
+    secret = env["DIGEST_SECRET"]
+    good = link(env, "ada@example.com").split("=", 1)[1]
+    token, _signature = good.split(".")
+    unknown = tokens.link_token(secret, "A" * 32)  # well signed, no such subscriber
+    candidates = [
+        unknown,
+        f"{token}.{'B' * 22}",  # bad signature for a real subscriber
+        tokens.link_token("another-secret", token),  # signed with the wrong secret
+        token,  # unsigned
+        "not a token",
+        "",
+        f"{good}&token={good}",  # two tokens
+    ]
+
+    for method in (get, post):
+        responses = {method(port, f"/unsubscribe?token={c.replace(' ', '%20')}") for c in candidates}
+        responses.add(method(port, "/unsubscribe"))
+        assert len(responses) == 1, method
+        (response,) = responses
+        assert status_line(response) == b"HTTP/1.0 400 Bad Request"
+        assert "not valid" in body_of(response)
+    assert status_of(env, "ada@example.com") == "active"
+    assert get(port, "/unsubscribe?token=" + unknown) == post(port, "/unsubscribe?token=" + unknown)
+
+
+def test_oversized_and_chunked_bodies_are_refused_unread(
+    env: dict[str, str], server: tuple[UnsubscribeServer, int]
+) -> None:
+    _, port = server
+    target = link(env, "ada@example.com")
+
+    too_big = post(port, target, ONE_CLICK + b"&" + b"x" * MAX_BODY_BYTES)
+    chunked = raw(port, f"POST {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "1a\r\nList-Unsubscribe=One-Click\r\n0\r\n\r\n".encode())  # fmt: skip
+    bad_length = raw(port, f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".encode())
+
+    assert status_line(too_big) == b"HTTP/1.0 413 Request Entity Too Large"
+    assert status_line(chunked) == b"HTTP/1.0 411 Length Required"
+    assert status_line(bad_length) == b"HTTP/1.0 400 Bad Request"
+    assert status_of(env, "ada@example.com") == "active"
+
+
+def test_silent_clients_are_dropped_by_the_socket_timeout(env: dict[str, str]) -> None:
+    settings = settings_from(env)
+    with UnsubscribeServer(settings, listen=("127.0.0.1", 0), timeout=0.2) as endpoint:
+        assert endpoint._httpd is not None
+        port = endpoint._httpd.server_address[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # and never finishes the request
+            # The server gives up and closes: recv returns b"" well before our own 20 s limit.
+            assert sock.recv(1024) == b""
+
+
+def test_connections_over_the_cap_are_closed_at_once(env: dict[str, str]) -> None:
+    settings = settings_from(env)
+    with UnsubscribeServer(settings, listen=("127.0.0.1", 0), max_connections=1, timeout=20) as endpoint:
+        assert endpoint._httpd is not None
+        port = endpoint._httpd.server_address[1]
+        hog = socket.create_connection(("127.0.0.1", port), timeout=20)  # takes the only slot, says nothing
+        try:
+            assert get(port, "/healthz") == b""  # closed without an answer
+        finally:
+            hog.close()
+        deadline = time.monotonic() + 20  # the slot frees once the hog's handler sees the close
+        while (answer := get(port, "/healthz")) == b"" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status_line(answer) == b"HTTP/1.0 200 OK"
+
+
+def test_healthz_and_unknown_paths(server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server
+
+    health = get(port, "/healthz")
+    assert status_line(health) == b"HTTP/1.0 200 OK"
+    assert health.endswith(b"\r\n\r\nok\n")
+    for path in ("/", "/unsubscribe/", "/admin", "/healthz/../unsubscribe", "/static/x.css"):
+        assert status_line(get(port, path)) == b"HTTP/1.0 404 Not Found", path
+    assert status_line(post(port, "/healthz")) == b"HTTP/1.0 404 Not Found"
+    head = raw(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_line(head) == b"HTTP/1.0 200 OK" and head.endswith(b"Content-Length: 3\r\nConnection: close\r\n\r\n")
+    put = raw(port, b"PUT /unsubscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert status_line(put) == b"HTTP/1.0 501 Not Implemented"
+
+
+def test_public_url_prefix_is_accepted(env: dict[str, str], server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server  # DIGEST_PUBLIC_URL is https://fieldnotes.example.org/digest
+
+    response = get(port, "/digest" + link(env, "ada@example.com"))
+
+    assert status_line(response) == b"HTTP/1.0 200 OK"
+
+
+def test_security_headers_and_self_contained_pages(env: dict[str, str], server: tuple[UnsubscribeServer, int]) -> None:
+    _, port = server
+    for response in (get(port, link(env, "ada@example.com")), get(port, "/unsubscribe?token=x"), get(port, "/x")):
+        conn_headers = http.client.parse_headers(io_of(response))
+        assert conn_headers["Cache-Control"] == "no-store"
+        assert conn_headers["X-Content-Type-Options"] == "nosniff"
+        assert conn_headers["Referrer-Policy"] == "no-referrer"
+        assert conn_headers["Content-Security-Policy"].startswith("default-src 'none'; style-src 'sha256-")
+        assert conn_headers["Server"] == "digest"
+        assert conn_headers["Date"] == formatdate(FIXED_CLOCK, usegmt=True)
+        assert "Set-Cookie" not in conn_headers
+        page = body_of(response)
+        assert page.startswith('<!doctype html><html lang="en">')
+        assert "http" not in page.split("</head>")[1]  # no external resources or links
+        assert "<script" not in page and "src=" not in page
+
+
+def io_of(response: bytes) -> io.BufferedReader:
+    head = response.split(b"\r\n", 1)[1].split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    return io.BufferedReader(io.BytesIO(head))  # type: ignore[arg-type]
+
+
+def test_start_reports_a_busy_port_as_one_line(env: dict[str, str]) -> None:
+    settings = settings_from(env)
+    with UnsubscribeServer(settings, listen=("127.0.0.1", 0)) as first:
+        assert first._httpd is not None
+        port = first._httpd.server_address[1]
+        second = UnsubscribeServer(settings, listen=("127.0.0.1", port))
+        with pytest.raises(DigestError, match=rf"DIGEST_HTTP_LISTEN: cannot listen on 127.0.0.1:{port}: "):
+            second.start()
+
+
+def test_server_requires_secret_and_listen_address(env: dict[str, str]) -> None:
+    settings = settings_from(env)
+    with pytest.raises(ConfigError, match="DIGEST_HTTP_LISTEN: not set"):
+        UnsubscribeServer(settings)
+    with pytest.raises(ConfigError, match="DIGEST_SECRET: not set"):
+        UnsubscribeServer(replace(settings, secret=None), listen=("127.0.0.1", 0))
+
+
+# --- the effect on sending -------------------------------------------------------------
+
+
+def test_a_send_after_the_post_skips_that_subscriber(smtp_env: dict[str, str], smtp_server: object) -> None:
+    add_subscribers(smtp_env, "ada@example.com", "bob@example.com", "cy@example.com")
+    with UnsubscribeServer(settings_from(smtp_env), listen=("127.0.0.1", 0)) as endpoint:
+        assert endpoint._httpd is not None
+        port = endpoint._httpd.server_address[1]
+        assert status_line(post(port, link(smtp_env, "bob@example.com"))) == b"HTTP/1.0 200 OK"
+
+    result = run_cli(["send"], smtp_env)
+
+    assert result.exit_code == 0, result.output
+    assert sorted(smtp_server.handler.recipients()) == ["ada@example.com", "cy@example.com"]  # type: ignore[attr-defined]
+
+
+def test_unsubscribe_during_a_send_skips_the_address_from_the_next_batch(
+    smtp_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A real send of more than one batch (500); a one-click POST arrives while it runs."""
+    from conftest import RecordingHandler, start_smtp
+
+    count = 520
+    listing = tmp_path / "list.csv"
+    listing.write_text("email\n" + "".join(f"reader{n:04d}@example.com\n" for n in range(count)), encoding="utf-8")
+    assert run_cli(["subscribers", "import", str(listing)], smtp_env).exit_code == 0
+    last = f"reader{count - 1:04d}@example.com"
+    settings = settings_from(smtp_env)
+
+    with UnsubscribeServer(settings, listen=("127.0.0.1", 0)) as endpoint:
+        assert endpoint._httpd is not None
+        port = endpoint._httpd.server_address[1]
+        target = link(smtp_env, last)
+
+        class UnsubscribingHandler(RecordingHandler):
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+                if not self.received:  # the first message: the send is under way
+                    assert status_line(post(port, target)) == b"HTTP/1.0 200 OK"
+                return await super().handle_DATA(server, session, envelope)
+
+        smtp = start_smtp(UnsubscribingHandler())
+        try:
+            result = run_cli(["send"], {**smtp_env, "SMTP_PORT": str(smtp.port), "SMTP_CONNECTIONS": "1"})
+        finally:
+            smtp.controller.stop()
+
+    assert result.exit_code == 0, result.output
+    recipients = smtp.handler.recipients()
+    assert last not in recipients
+    assert len(recipients) == len(set(recipients)) == count - 1
+
+
+def test_header_injection_in_a_name_never_breaks_the_to_header(smtp_env: dict[str, str], smtp_server: object) -> None:
+    hostile = 'Mallory "the \\"Quote\\"", Esq.\r\nBcc: victim@example.net\r\nSubject: pwned'
+    added = run_cli(["subscribers", "add", "mallory@example.com", "--name", hostile], smtp_env)
+    assert added.exit_code == 0, added.output
+    conn = sqlite3.connect(smtp_env["DIGEST_DB"])
+    (stored,) = conn.execute("SELECT name FROM subscribers").fetchone()
+    conn.close()
+    assert "\r" not in stored and "\n" not in stored
+
+    assert run_cli(["send"], smtp_env).exit_code == 0
+
+    (received,) = smtp_server.received  # type: ignore[attr-defined]
+    assert received.rcpt_tos == ["mallory@example.com"]
+    message = received.message
+    assert message["Bcc"] is None
+    assert len(message.get_all("Subject")) == 1 and "pwned" not in message["Subject"]
+    (address,) = message["To"].addresses
+    assert address.addr_spec == "mallory@example.com"
+    assert address.display_name == stored
+    assert b"\r\nBcc:" not in received.data
