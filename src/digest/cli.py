@@ -17,7 +17,8 @@ from typing import Any
 
 import click
 
-from digest import __version__, pipeline, store, subscribers
+from digest import __version__, pipeline, scheduler, store, subscribers, web
+from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.progress import SendProgress
@@ -81,31 +82,58 @@ pass_app = click.make_pass_decorator(App)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the new entries as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (one object, a `feeds` list).")
+@click.option("--retry-gone", is_flag=True, help="Fetch feeds marked gone (HTTP 410) again.")
 @pass_app
-def check(app: App, as_json: bool) -> None:
-    """Fetch the feeds and record new entries; list what is new."""
+def check(app: App, as_json: bool, retry_gone: bool) -> None:
+    """Fetch the feeds and record new entries; list what is new.
+
+    Exits 1 when any feed failed or is gone (after checking all of them).
+    """
     settings = app.settings
     db = store.open_db(settings.db_path)
     try:
-        reports = pipeline.check_feeds(db, settings)
+        reports = pipeline.check_feeds(db, settings, retry_gone=retry_gone)
     finally:
         db.close()
     if as_json:
-        click.echo(json.dumps([_feed_json(r) for r in reports], indent=2))
+        click.echo(json.dumps({"feeds": [_feed_json(r) for r in reports]}, indent=2))
     else:
         for report in reports:
-            name = report.title or report.url
-            if report.status == "error":
-                click.echo(f"{name}: failed: {report.error}")
-                continue
-            state = "not modified" if report.status == "not-modified" else f"{len(report.new)} new"
-            click.echo(f"{name}: {state}")
-            for entry in report.new:
-                when = entry.published.date().isoformat() if entry.published else "undated"
-                click.echo(f"  {when}  {entry.title}\n              {entry.link or '(no link)'}")
-    if any(r.status == "error" for r in reports):
+            for line in _feed_lines(report, settings):
+                click.echo(line)
+    failed = [r for r in reports if r.failed]
+    if failed:
+        click.echo(f"Error: {len(failed)} of {len(reports)} feed(s) failed; the others were checked", err=True)
         sys.exit(1)
+
+
+def _feed_lines(report: pipeline.FeedReport, settings: Settings) -> list[str]:
+    name = report.title or report.url
+    # Failure messages begin with the URL; prefix the title only when there is one.
+    prefix = f"{report.title}: " if report.title else ""
+    if report.status == "gone":
+        return [f"{prefix}GONE: {report.error}", "  remove it from DIGEST_FEED_URL (or `digest check --retry-gone`)"]
+    if report.status == "error":
+        return [f"{prefix}FAILED: {report.error}"]
+    count = f"{len(report.new)} new" if report.new else "nothing new"
+    if report.status == "not-modified":
+        lines = [f"{name}: not modified"]
+    elif report.first_run and report.skipped:
+        older = f"{report.skipped} older entr{'y' if report.skipped == 1 else 'ies'}"
+        lines = [f"{name}: first check: {count}; {older} marked seen, never to be sent"
+                 f" (DIGEST_FIRST_RUN={settings.first_run})"]  # fmt: skip
+    else:
+        lines = [f"{name}: {count}"]
+    if report.moved_to:
+        lines.append(f"  moved permanently to {report.moved_to}: fetched from there now; update DIGEST_FEED_URL")
+    if report.warning:
+        lines.append(f"  warning: ill-formed feed, read anyway: {report.warning}")
+    for entry in report.new:
+        when = entry.published.astimezone(settings.zone).date().isoformat() if entry.published else "undated   "
+        lines.append(f"  {when}  {entry.title}")
+        lines.append(f"              {entry.link or (entry.enclosures[0].url if entry.enclosures else '(no link)')}")
+    return lines
 
 
 def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
@@ -113,10 +141,17 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
         "url": report.url,
         "title": report.title,
         "status": report.status,
+        "http_status": report.http_status,
         "error": report.error,
+        "fetched_from": report.fetched_from,
+        "moved_to": report.moved_to,
+        "warning": report.warning,
+        "first_run": report.first_run,
+        "skipped": report.skipped,
         "new": [
             {"title": e.title, "link": e.link, "published": e.published.isoformat() if e.published else None,
-             "author": e.author}
+             "first_seen": e.first_seen.isoformat(), "author": e.author,
+             "enclosures": [{"url": m.url, "type": m.type, "length": m.length} for m in e.enclosures]}
             for e in report.new
         ],
     }  # fmt: skip
@@ -144,7 +179,8 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
         plan, result = pipeline.send_to_one(settings, to_email)
         if result.status != "sent":
             raise DigestError(f"test send to {to_email} failed: {result.error}")
-        click.echo(f"Sent digest {plan.subject!r} ({len(plan.entries)} entries) to {to_email} only.")
+        click.echo(f"Sent digest {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
+                   "nothing was recorded.")  # fmt: skip
         return
     progress = SendProgress()
     try:
@@ -152,25 +188,33 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
     finally:
         progress.close()
     for feed in outcome.feeds:
-        if feed.status == "error":
+        if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
     if not outcome.digests:
         click.echo("Nothing new to send.")
     for r in outcome.digests:
         verb = "Resumed" if r.resumed else "Sent"
         click.echo(
-            f"{verb} digest {r.digest_id} {r.subject!r}: {r.entries} entries; {r.sent} sent, {r.failed} failed, "
-            f"{r.skipped} already had it; {r.elapsed:.1f}s ({r.rate:.1f} msg/s)"
+            f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {r.sent} sent, {r.failed} failed, "
+            f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s"
         )
+        if r.bounced:
+            click.echo(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
         for error in r.errors[:10]:
             click.echo(f"  failed: {error}", err=True)
+        if len(r.errors) > 10:
+            click.echo(f"  ... and {len(r.errors) - 10} more (see `digest status`)", err=True)
+        if not r.finished:
+            reason = f"{r.deferred} deferred after temporary failures" if r.deferred else "stopped early"
+            click.echo(f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
+                       "the next `digest send` retries them only.")  # fmt: skip
 
 
 def _dry_run(settings: Settings, output: Path | None, open_browser: bool) -> None:
     target = output or Path(tempfile.mkdtemp(prefix="digest-preview-"))
     result = pipeline.preview(settings, target)
     for feed in result.feeds:
-        if feed.status == "error":
+        if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
     if result.plan is None:
         click.echo("Nothing new to send: no digest would go out now.")
@@ -197,6 +241,38 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool) -> Non
 
 @cli.command()
 @pass_app
+def run(app: App) -> None:
+    """Run the daemon: check the feeds every DIGEST_CHECK_INTERVAL, send on DIGEST_SCHEDULE.
+
+    Logs to stderr. Stops cleanly on SIGTERM or Ctrl-C: the messages in flight
+    finish and the rest of an interrupted digest goes out at the next start.
+    Holds the database's sender lock while it runs, so `digest send` (or a
+    second `digest run`) on the same database is refused meanwhile.
+    """
+    settings = app.settings
+    _configure_logging(settings, app.verbose, daemon=True)
+    scheduler.run_daemon(settings)
+
+
+def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
+    name = feed["title"] or feed["url"]
+    if feed["status"] == "gone":
+        head = f"  {name}: GONE (HTTP 410 at {feed['last_checked']}): no longer fetched; remove it from DIGEST_FEED_URL"
+    else:
+        head = (f"  {name}: last checked {feed['last_checked'] or 'never'} ({feed['last_status'] or '-'}),"
+                f" {feed['pending']} pending")  # fmt: skip
+    lines = [head, f"    {feed['url']}"]
+    if feed["fetch_url"]:
+        lines.append(f"    moved permanently: fetched from {feed['fetch_url']} (update DIGEST_FEED_URL)")
+    if feed["last_error"] and feed["status"] != "gone":
+        lines.append(f"    last error: {feed['last_error']}")
+    if settings.feed_urls and feed["url"] not in settings.feed_urls:
+        lines.append("    (no longer in DIGEST_FEED_URL)")
+    return lines
+
+
+@cli.command()
+@pass_app
 def status(app: App) -> None:
     """Show feeds, pending entries, subscribers and recent digests."""
     settings = app.settings
@@ -207,11 +283,12 @@ def status(app: App) -> None:
     try:
         click.echo(f"Database: {settings.db_path}")
         click.echo("Feeds:")
-        for feed in db.query("SELECT * FROM feeds ORDER BY id"):
-            problem = f" - {feed['last_error']}" if feed["last_error"] else ""
-            click.echo(f"  {feed['title'] or feed['url']}: last checked {feed['last_checked'] or 'never'}"
-                       f" ({feed['last_status'] or '-'}){problem}")  # fmt: skip
+        for feed in store.feed_rows(db):
+            for line in _status_feed_lines(feed, settings):
+                click.echo(line)
         click.echo(f"Pending entries: {store.pending_count(db)}")
+        for line in scheduler.schedule_status(settings, db, store.utcnow()):
+            click.echo(line)
         counts = subscribers.status_counts(db)
         click.echo("Subscribers: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         click.echo("Recent digests:")
@@ -219,65 +296,42 @@ def status(app: App) -> None:
         if not rows:
             click.echo("  none yet")
         for row in rows:
+            tally = f"{row['sent']} sent, {row['failed']} failed"
+            if row["deferred"]:
+                tally += f", {row['deferred']} deferred"
+            if row["status"] in ("pending", "sending"):
+                tally += f", {row['pending']} pending"
             click.echo(f"  #{row['id']} {row['created']} {row['status']}: {row['subject']!r} "
-                       f"({row['entry_count']} entries; {row['sent']} sent, {row['failed']} failed)")  # fmt: skip
+                       f"({row['entry_count']} entries; {tally})")  # fmt: skip
+            for failure in row["failures"]:
+                click.echo(f"      {failure['status']}: {failure['email']} after {failure['attempts']} "
+                           f"attempt(s): {failure['last_error'] or 'no reply'}")  # fmt: skip
+            if len(row["failures"]) < row["failed"] + row["deferred"]:
+                click.echo(f"      ... {row['failed'] + row['deferred'] - len(row['failures'])} more")
     finally:
         db.close()
 
 
-@cli.group("subscribers")
-def subscribers_group() -> None:
-    """Manage the subscriber list."""
+cli.add_command(subscribers_group)
 
 
-@subscribers_group.command("add")
-@click.argument("email")
-@click.option("--name", help="The subscriber's name, for the To header.")
-@click.option("--resubscribe", is_flag=True, help="Reactivate an address that unsubscribed or bounced.")
+@cli.command()
 @pass_app
-def subscribers_add(app: App, email: str, name: str | None, resubscribe: bool) -> None:
-    """Add a subscriber (validated and normalised)."""
-    db = store.open_db(app.settings.db_path)
-    try:
-        result = subscribers.add_subscriber(db, email, name, resubscribe=resubscribe)
-    finally:
-        db.close()
-    messages = {
-        "added": "Added",
-        "already-active": "Already subscribed (nothing changed):",
-        "resubscribed": "Resubscribed",
-    }
-    click.echo(f"{messages[result.outcome]} {result.subscriber.email}")
+def serve(app: App) -> None:
+    """Serve the one-click unsubscribe endpoint alone, until Ctrl-C or SIGTERM.
 
+    For owners who send from cron; `digest run` serves it beside the scheduler.
+    Needs DIGEST_HTTP_LISTEN and DIGEST_SECRET.
+    """
+    settings = app.settings
+    _configure_logging(settings, app.verbose, daemon=True)
+    server = web.UnsubscribeServer(settings)
 
-@subscribers_group.command("remove")
-@click.argument("email")
-@pass_app
-def subscribers_remove(app: App, email: str) -> None:
-    """Unsubscribe an address (kept on record, never mailed again)."""
-    db = store.open_db(app.settings.db_path)
-    try:
-        removed = subscribers.remove_subscriber(db, email)
-    finally:
-        db.close()
-    click.echo(f"Unsubscribed {removed.email}")
+    def ready(host: str, port: int) -> None:
+        click.echo(f"Serving one-click unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C to stop)", err=True)
 
-
-@subscribers_group.command("list")
-@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "all"]), default="active",
-              show_default=True, help="Which subscribers to list.")  # fmt: skip
-@pass_app
-def subscribers_list(app: App, status: str) -> None:
-    """List subscribers."""
-    db = store.open_db(app.settings.db_path)
-    try:
-        count = 0
-        for row in subscribers.iter_subscribers(db, status):
-            count += 1
-            click.echo(f"{row['email']}\t{row['name'] or ''}\t{row['status']}")
-    finally:
-        db.close()
-    click.echo(f"{count} subscriber(s)", err=True)
+    signal_name = web.serve_until_signalled(server, ready)
+    click.echo(f"Stopped ({signal_name or 'done'}).", err=True)
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ class Settings:
     max_entries: int = 20
     max_html_bytes: int = 90_000
     first_run: FirstRunPolicy = field(default_factory=lambda: FirstRunPolicy("latest", 3))
-    code_style: str = "friendly"
+    code_style: str = "default"
     template_dir: Path | None = None
     subject_template: str = DEFAULT_SUBJECT
     public_url: str | None = None
