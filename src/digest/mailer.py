@@ -280,8 +280,9 @@ def deliver(
         return True
 
     def worker() -> None:
-        transport = transport_factory()
+        transport: SmtpTransport | None = None
         try:
+            transport = transport_factory()
             while (recipient := next_recipient()) is not None:
                 try:
                     result = _send_one(transport, sender, prepared, recipient, options, limiter, state, stop)
@@ -297,7 +298,8 @@ def deliver(
         except BaseException as exc:  # handed to the calling thread, which raises it
             state.fail(exc)
         finally:
-            transport.close()
+            if transport is not None:
+                transport.close()
 
     threads = [threading.Thread(target=worker, name=f"smtp-{n}", daemon=True) for n in range(connections)]
     for thread in threads:

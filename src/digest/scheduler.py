@@ -98,7 +98,7 @@ class FeedHealth:
 
     def update(self, reports: Iterable[pipeline.FeedReport]) -> None:
         for report in reports:
-            failing = report.status == "error"
+            failing = report.failed  # an error, or a feed marked gone (410)
             was_failing = self._failing.get(report.url, False)
             self._failing[report.url] = failing
             if failing and not was_failing:
