@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 import tempfile
 import webbrowser
@@ -55,7 +56,7 @@ def _configure_logging(settings: Settings, verbose: int, *, daemon: bool = False
 
 
 class DigestGroup(click.Group):
-    """Turns DigestError into one clean line and the documented exit code."""
+    """Turns DigestError (and a failing database) into one clean line and the documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -63,6 +64,11 @@ class DigestGroup(click.Group):
         except DigestError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except sqlite3.Error as exc:
+            # A database that is locked past the busy timeout, full or damaged
+            # mid-command: a runtime failure to report, not a bug to trace.
+            click.echo(f"Error: database error: {exc} (what was already recorded is kept; run it again)", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})

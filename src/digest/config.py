@@ -159,15 +159,17 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         value = value.strip()
         return value or None
 
+    def resolved(key: str, value: str) -> Path:
+        # A relative path is relative to where it was set: the working
+        # directory for the environment, the env file's folder for the file.
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return path
+        return (Path.cwd() if key in environ else base_dir) / path
+
     def path_of(key: str) -> Path | None:
         value = raw(key)
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            root = Path.cwd() if key in environ else base_dir
-            path = root / path
-        return path
+        return None if value is None else resolved(key, value)
 
     def feed_location(value: str) -> str:
         scheme = urlsplit(value).scheme.lower()
@@ -175,11 +177,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
             return value
         if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
             raise ConfigError(f"DIGEST_FEED_URL: unsupported URL scheme {scheme!r} in {value!r}")
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            root = Path.cwd() if "DIGEST_FEED_URL" in environ else base_dir
-            path = root / path
-        return str(path)
+        return str(resolved("DIGEST_FEED_URL", value))
 
     security = (raw("SMTP_SECURITY") or "starttls").lower()
     if security not in _SMTP_DEFAULT_PORTS:

@@ -55,10 +55,6 @@ class DeliveryResult:
     error: str | None = None
     refused: bool = False  # a 5xx that names the address itself (the subscriber bounces)
 
-    @property
-    def permanent(self) -> bool:
-        return self.status == "failed"
-
 
 class ConnectFailure(Exception):
     """A connection could not be made; a retry later might succeed."""
@@ -70,7 +66,6 @@ class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
-        self.sessions = 0  # connections opened so far (logged, and handy for tests)
 
     @property
     def where(self) -> str:
@@ -87,6 +82,33 @@ class SmtpTransport:
         """Open, secure and authenticate. SendError for problems a retry cannot fix,
         ConnectFailure for those it might (refused, timed out, dropped, 421)."""
         s = self.settings
+        try:
+            smtp = self._open()
+        except SendError:
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SendError(
+                f"{self.where}: authentication failed: {_describe(exc)}",
+                hint="check SMTP_USERNAME and SMTP_PASSWORD",
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.smtp_username else "check SMTP_SECURITY"
+            raise SendError(f"{self.where}: {exc}", hint=hint) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise SendError(
+                f"{self.where}: TLS certificate not trusted: {exc.verify_message or exc.reason}",
+                hint="the server must present a certificate valid for SMTP_HOST",
+            ) from None
+        except ssl.SSLError as exc:
+            hint = "check SMTP_SECURITY and SMTP_PORT (587 is usually starttls, 465 ssl)"
+            raise SendError(f"{self.where}: TLS failed: {exc.reason or exc}", hint=hint) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectFailure(f"{self.where}: cannot connect: {_describe(exc)}") from None
+        self._smtp = smtp
+
+    def _open(self) -> smtplib.SMTP:
+        """The session, ready to send; on any failure the socket is closed and the error raised as is."""
+        s = self.settings
         smtp: smtplib.SMTP | None = None
         try:
             if s.smtp_security == "ssl":
@@ -97,39 +119,15 @@ class SmtpTransport:
             if s.smtp_security == "starttls":
                 if not smtp.has_extn("starttls"):
                     hint = "set SMTP_SECURITY=ssl for port 465, or check SMTP_PORT"
-                    raise SendError(f"{self.where} does not offer STARTTLS", hint=hint) from None
+                    raise SendError(f"{self.where} does not offer STARTTLS", hint=hint)
                 smtp.starttls(context=self._context())
                 smtp.ehlo()
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password or "")
-        except SendError:
+        except BaseException:
             _close_quietly(smtp)
             raise
-        except smtplib.SMTPAuthenticationError as exc:
-            _close_quietly(smtp)
-            raise SendError(
-                f"{self.where}: authentication failed: {_describe(exc)}",
-                hint="check SMTP_USERNAME and SMTP_PASSWORD",
-            ) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            _close_quietly(smtp)
-            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.smtp_username else "check SMTP_SECURITY"
-            raise SendError(f"{self.where}: {exc}", hint=hint) from None
-        except ssl.SSLCertVerificationError as exc:
-            _close_quietly(smtp)
-            raise SendError(
-                f"{self.where}: TLS certificate not trusted: {exc.verify_message or exc.reason}",
-                hint="the server must present a certificate valid for SMTP_HOST",
-            ) from None
-        except ssl.SSLError as exc:
-            _close_quietly(smtp)
-            hint = "check SMTP_SECURITY and SMTP_PORT (587 is usually starttls, 465 ssl)"
-            raise SendError(f"{self.where}: TLS failed: {exc.reason or exc}", hint=hint) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            _close_quietly(smtp)
-            raise ConnectFailure(f"{self.where}: cannot connect: {_describe(exc)}") from None
-        self.sessions += 1
-        self._smtp = smtp
+        return smtp
 
     @property
     def connected(self) -> bool:

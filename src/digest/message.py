@@ -150,11 +150,23 @@ class PreparedMessage:
         tag = hashlib.sha256(f"{self.digest_key}\0{recipient.email}".encode()).hexdigest()[:20]
         return f"<digest.{tag}@{self.sender.domain}>"
 
+    def personal_values(self, recipient: Recipient) -> dict[str, str]:
+        """What each placeholder stands for in ``recipient``'s copy (plain text: HTML escapes it)."""
+        return {UNSUBSCRIBE_PLACEHOLDER: self.unsubscribe_url(recipient.token), RECIPIENT_PLACEHOLDER: recipient.email}
+
+    def personal_bodies(self, recipient: Recipient) -> tuple[str, str]:
+        """``recipient``'s text and HTML bodies, decoded (for previews; sending uses ``personalise``)."""
+        text, html_body = self.text, self.html
+        for placeholder, value in self.personal_values(recipient).items():
+            text = text.replace(placeholder, value)
+            html_body = html_body.replace(placeholder, html.escape(value))
+        return text, html_body
+
     def personalise(self, recipient: Recipient, now: datetime) -> OutgoingMessage:
-        url = self.unsubscribe_url(recipient.token)
-        text_values = {UNSUBSCRIBE_PLACEHOLDER: _qp(url), RECIPIENT_PLACEHOLDER: _qp(recipient.email)}
-        html_values = {UNSUBSCRIBE_PLACEHOLDER: _qp(html.escape(url)),
-                       RECIPIENT_PLACEHOLDER: _qp(html.escape(recipient.email))}  # fmt: skip
+        values = self.personal_values(recipient)
+        url = values[UNSUBSCRIBE_PLACEHOLDER]
+        text_values = {name: _qp(value) for name, value in values.items()}
+        html_values = {name: _qp(html.escape(value)) for name, value in values.items()}
         message_id = self.message_id(recipient)
         unsubscribe = [f"<{url}>"]
         if self.mailto:

@@ -32,8 +32,8 @@ from digest.lock import sender_lock
 from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, deliver, options_from
 from digest.mailer import TransportFactory as TransportFactory  # re-exported for the daemon
 from digest.message import PreparedMessage, Recipient, Signer, dkim_signer, prepare_message
-from digest.models import StoredEntry
-from digest.subscribers import normalise_email, set_status
+from digest.models import StoredEntry, Subscriber
+from digest.subscribers import get_by_email, new_token, normalise_email, set_status
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
             parsed = parse_feed(result)
     except FeedError as exc:
         status = exc.status if isinstance(exc, FetchError) else "error"
-        gone = status == "410"
+        gone = isinstance(exc, FetchError) and exc.gone
         store.update_feed(db, row["id"], last_checked=now, last_status=status, last_error=str(exc),
                           **({"status": "gone"} if gone else {}))  # fmt: skip
         # Debug only: callers report failures (the CLI prints them, the daemon logs state changes).
@@ -197,7 +197,7 @@ def signer_for(settings: Settings) -> Signer | None:
         raise InputError(f"DIGEST_DKIM_KEY_FILE: {settings.dkim_key_file}: {exc}") from None
 
 
-def prepared_for(plan: DigestPlan, settings: Settings, *, secret: str | None = None) -> PreparedMessage:
+def prepared_for(plan: DigestPlan, settings: Settings) -> PreparedMessage:
     signer = signer_for(settings)
     sender = settings.sender_address
     list_name = plan.entries[0].feed_title if plan.entries else sender.display_name
@@ -209,7 +209,7 @@ def prepared_for(plan: DigestPlan, settings: Settings, *, secret: str | None = N
         digest_key=hashlib.sha256(f"{plan.id}\0{plan.created}".encode()).hexdigest(),
         list_name=list_name or sender.domain,
         public_url=settings.public_url,
-        secret=secret or settings.secret or PREVIEW_SECRET,
+        secret=settings.secret or PREVIEW_SECRET,
         reply_to=settings.reply_to_address,
         mailto=settings.unsubscribe_mailto,
         signer=signer,
@@ -256,10 +256,6 @@ ProgressCallback = Callable[[SendReport, int], None]  # (report so far, total re
 # A subscriber whose deliveries keep failing temporarily is retried on this
 # many runs (DIGEST_SEND_ATTEMPTS tries each) before the failure is final.
 RETRY_RUNS = 3
-
-
-def count_undelivered(db: Database, digest_id: int) -> int:
-    return store.count_undelivered(db, digest_id)
 
 
 def send(
@@ -355,10 +351,7 @@ def deliver_digest(
         if progress:
             progress(report, total)
 
-    recipients = (
-        Recipient(email=s.email, name=s.name, token=s.token, id=s.id)
-        for s in store.undelivered_subscribers(db, plan.id)
-    )
+    recipients = (_recipient(s) for s in store.undelivered_subscribers(db, plan.id))
     try:
         deliver(prepared, recipients, transport_factory=factory, options=options, on_result=on_result, stop=stop)
     finally:
@@ -390,6 +383,10 @@ class Preview:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+def _recipient(subscriber: Subscriber) -> Recipient:
+    return Recipient(email=subscriber.email, name=subscriber.name, token=subscriber.token, id=subscriber.id)
+
+
 SAMPLE_RECIPIENT = Recipient(email="subscriber@example.com", name="Sample Subscriber", token="x" * 32)
 
 
@@ -404,34 +401,29 @@ def preview(settings: Settings, output_dir: Path | None, *, fetcher: Fetcher | N
         if not plans:
             return Preview(None, feeds, 0, 0)
         plan = plans[0]
-        recipients = count_undelivered(db, plan.id)
+        recipients = store.count_undelivered(db, plan.id)
         first = next(store.undelivered_subscribers(db, plan.id, batch=1), None)
-        recipient = SAMPLE_RECIPIENT if first is None else Recipient(first.email, first.name, first.token, first.id)
+        recipient = SAMPLE_RECIPIENT if first is None else _recipient(first)
         prepared = prepared_for(plan, settings)
         message = prepared.personalise(recipient, datetime.now(UTC))
         result = Preview(plan, feeds, recipients, len(plans) - 1, message.data)
         if output_dir is not None:
-            result.files = write_preview(output_dir, plan, message.data, prepared, recipient)
+            result.files = write_preview(output_dir, message.data, prepared, recipient)
         return result
     finally:
         db.close()
 
 
-def write_preview(
-    output_dir: Path, plan: DigestPlan, eml: bytes, prepared: PreparedMessage, recipient: Recipient
-) -> dict[str, Path]:
+def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recipient: Recipient) -> dict[str, Path]:
+    """digest.html, digest.txt and digest.eml: ``recipient``'s copy, as ``send`` would deliver it."""
+    text, html = prepared.personal_bodies(recipient)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        url = prepared.unsubscribe_url(recipient.token)
         files = {
             "html": output_dir / "digest.html",
             "text": output_dir / "digest.txt",
             "eml": output_dir / "digest.eml",
         }
-        personal = {render.UNSUBSCRIBE_PLACEHOLDER: url, render.RECIPIENT_PLACEHOLDER: recipient.email}
-        html, text = plan.html, plan.text
-        for placeholder, value in personal.items():
-            html, text = html.replace(placeholder, value), text.replace(placeholder, value)
         files["html"].write_text(html, encoding="utf-8")
         files["text"].write_text(text, encoding="utf-8")
         files["eml"].write_bytes(eml)
@@ -463,12 +455,12 @@ def send_to_one(
             raise DigestError("nothing to send: no new entries and no unfinished digest",
                               hint="`digest status` shows what is pending")  # fmt: skip
         prepared = replace(prepared_for(plan, settings), digest_key=secrets.token_hex(16))
-        known = db.execute("SELECT name, token FROM subscribers WHERE email = ?", [email]).fetchone()
+        known = get_by_email(db, email)
     finally:
         db.close()
     # A subscriber gets exactly their own message (name, working unsubscribe
     # link); any other address gets a link that unsubscribes nobody.
-    name, token = (known[0], known[1]) if known else (None, secrets.token_urlsafe(24))
+    name, token = (known.name, known.token) if known else (None, new_token())
     results: list[DeliveryResult] = []
     factory = transport_factory or (lambda: SmtpTransport(settings))
     options = DeliveryOptions(attempts=settings.send_attempts, connections=1)
@@ -483,16 +475,7 @@ def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     ``pending`` is what an unfinished digest still owes (0 once it is sent);
     ``failures`` lists failed and deferred deliveries with the server's reply.
     """
-    rows = list(
-        db.query(
-            """SELECT d.id, d.created, d.subject, d.status, d.entry_count, d.started_at, d.finished_at,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent') AS sent,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'deferred') AS deferred
-               FROM digests d ORDER BY d.id DESC LIMIT ?""",
-            [limit],
-        )
-    )
+    rows = store.recent_digests(db, limit)
     for row in rows:
         unfinished = row["status"] in ("pending", "sending")
         row["pending"] = store.count_undelivered(db, row["id"]) if unfinished else 0

@@ -32,7 +32,7 @@ from digest.models import Digest, StoredEntry
 
 log = logging.getLogger(__name__)
 
-# Personal parts, substituted per recipient by mailer.py. Plain ASCII words
+# Personal parts, substituted per recipient by message.py. Plain ASCII words
 # that no encoder, inliner or URL quoting changes.
 UNSUBSCRIBE_PLACEHOLDER = "DIGEST-PERSONAL-UNSUBSCRIBE-URL"
 RECIPIENT_PLACEHOLDER = "DIGEST-PERSONAL-RECIPIENT"

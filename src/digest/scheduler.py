@@ -83,9 +83,10 @@ def should_catch_up(trigger: BaseTrigger, last_send: datetime | None, now: datet
 
 def last_send_reference(db: Database) -> datetime | None:
     """When a send last happened: the latest digest created or finished, or scheduled send run."""
-    row = db.execute("SELECT MAX(created), MAX(finished_at) FROM digests").fetchone()
-    moments = [store.from_text(text) for text in (*row, store.get_state(db, LAST_SEND_RUN))]
-    known = [moment for moment in moments if moment is not None]
+    known = store.last_digest_activity(db)
+    ran = store.from_text(store.get_state(db, LAST_SEND_RUN))
+    if ran is not None:
+        known.append(ran)
     return max(known) if known else None
 
 
@@ -397,7 +398,7 @@ def schedule_status(settings: Settings, db: Database, now: datetime) -> list[str
         if not running:
             next_send += " (if the daemon runs by then)"
     lines.append(f"Next send: {next_send}")
-    last_check = store.from_text(db.execute("SELECT MAX(last_checked) FROM feeds").fetchone()[0])
+    last_check = store.last_feed_check(db)
     last = f" (last {_when(last_check, settings)})" if last_check else ""
     if not running:
         lines.append(f"Next check: when the daemon starts{last}")

@@ -147,11 +147,16 @@ def _migrate(db: Database) -> None:
         log.debug("database migrated to schema version %d", number)
 
 
-def _configure(conn: sqlite3.Connection) -> Database:
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 10000")
-    db = Database(conn, execute_plugins=False)
-    _migrate(db)
+def _configure(conn: sqlite3.Connection, *pragmas: str) -> Database:
+    """The migrated Database over ``conn``; ``conn`` is closed if that fails."""
+    try:
+        for pragma in (*pragmas, "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 10000"):
+            conn.execute(pragma)
+        db = Database(conn, execute_plugins=False)
+        _migrate(db)
+    except BaseException:
+        conn.close()
+        raise
     return db
 
 
@@ -160,11 +165,9 @@ def open_db(path: Path) -> Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable across process crashes in WAL mode; only a power
         # cut can lose the last commits, which the send log tolerates.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return _configure(conn)
+        return _configure(conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     except OSError as exc:
@@ -185,6 +188,7 @@ def open_snapshot(path: Path) -> Database:
             finally:
                 source.close()
         except sqlite3.DatabaseError as exc:
+            memory.close()
             raise StoreError(f"cannot read database {path}: {exc}") from None
     return _configure(memory)
 
@@ -491,9 +495,20 @@ def set_state(db: Database, key: str, value: str) -> None:
                [key, value])  # fmt: skip
 
 
-def last_digest_time(db: Database) -> datetime | None:
-    row = db.execute("SELECT MAX(created) FROM digests").fetchone()
-    return from_text(row[0])
+def last_digest_activity(db: Database) -> list[datetime]:
+    """When the latest digest was created and when the latest one finished (those known)."""
+    row = db.execute("SELECT MAX(created), MAX(finished_at) FROM digests").fetchone()
+    return [moment for moment in map(from_text, row) if moment is not None]
+
+
+def last_feed_check(db: Database) -> datetime | None:
+    return from_text(db.execute("SELECT MAX(last_checked) FROM feeds").fetchone()[0])
+
+
+# An active subscriber still owed digest ``:digest``: no delivery row, or a
+# deferred one; ``sent`` and ``failed`` (permanent) rows are final.
+_OWED = """s.status = 'active' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.digest_id = :digest
+           AND d.subscriber_id = s.id AND d.status IN ('sent', 'failed'))"""
 
 
 def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> Iterator[Subscriber]:
@@ -509,12 +524,9 @@ def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> I
     while True:
         rows = list(
             db.query(
-                """SELECT s.id, s.email, s.name, s.status, s.token FROM subscribers s
-                   WHERE s.status = 'active' AND s.id > ?
-                     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.digest_id = ?
-                                     AND d.subscriber_id = s.id AND d.status IN ('sent', 'failed'))
-                   ORDER BY s.id LIMIT ?""",
-                [last_id, digest_id, batch],
+                f"""SELECT s.id, s.email, s.name, s.status, s.token FROM subscribers s
+                    WHERE {_OWED} AND s.id > :last_id ORDER BY s.id LIMIT :batch""",  # noqa: S608 - fixed text
+                {"digest": digest_id, "last_id": last_id, "batch": batch},
             )
         )
         if not rows:
@@ -526,12 +538,8 @@ def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> I
 
 def count_undelivered(db: Database, digest_id: int) -> int:
     """How many active subscribers ``undelivered_subscribers`` would yield now."""
-    row = db.execute(
-        """SELECT COUNT(*) FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS
-           (SELECT 1 FROM deliveries d WHERE d.digest_id = ? AND d.subscriber_id = s.id
-            AND d.status IN ('sent', 'failed'))""",
-        [digest_id],
-    ).fetchone()
+    sql = f"SELECT COUNT(*) FROM subscribers s WHERE {_OWED}"  # noqa: S608 - fixed text
+    row = db.execute(sql, {"digest": digest_id}).fetchone()
     return int(row[0])
 
 
@@ -553,6 +561,8 @@ def record_delivery(
     is recorded as failed instead, so a dead address is not retried forever.
     Returns the status recorded.
     """
+    if status == "deferred" and give_up_after is not None and attempts >= give_up_after:
+        status = "failed"  # a first outcome that already used up every attempt
     rows = db.execute(
         """INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, last_error, message_id, sent_at)
            VALUES (:digest, :subscriber, :status, :attempts, :error, :message_id, :sent_at)
@@ -570,12 +580,6 @@ def record_delivery(
     # fetchall, not fetchone: the statement must run to completion for the
     # autocommit transaction to end (and the checkpoint to be on disk).
     recorded: str = rows[0][0]
-    if recorded == "deferred" and give_up_after is not None and attempts >= give_up_after:
-        db.execute(
-            "UPDATE deliveries SET status = 'failed' WHERE digest_id = ? AND subscriber_id = ?",
-            [digest_id, subscriber_id],
-        )
-        recorded = "failed"
     return recorded
 
 
@@ -586,6 +590,20 @@ def delivery_counts(db: Database, digest_id: int) -> dict[str, int]:
     ):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def recent_digests(db: Database, limit: int) -> list[dict[str, Any]]:
+    """The latest digests, newest first, with their delivery counts by status."""
+    return list(
+        db.query(
+            """SELECT d.id, d.created, d.subject, d.status, d.entry_count, d.started_at, d.finished_at,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent') AS sent,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'deferred') AS deferred
+               FROM digests d ORDER BY d.id DESC LIMIT ?""",
+            [limit],
+        )
+    )
 
 
 def failed_deliveries(db: Database, digest_id: int, limit: int = 20) -> list[dict[str, Any]]:
