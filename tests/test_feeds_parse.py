@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import EXAMPLE_FEED, FIXTURES, SHARED_FEED
+from conftest import EXAMPLE_FEED, FIXTURES, SHARED_FEED, requires_shared_feed
 from digest.errors import FeedError
 from digest.feeds import FetchResult, parse_feed
 from digest.models import ParsedFeed
@@ -173,7 +173,7 @@ def test_bundled_example_feed() -> None:
     assert all(e.key.startswith("id:") for e in feed.entries)
 
 
-@pytest.mark.skipif(not SHARED_FEED.exists(), reason="the shared Jekyll feed is not beside the checkout")
+@requires_shared_feed
 def test_real_jekyll_feed_parses_with_stable_distinct_keys() -> None:
     result = FetchResult(url=SHARED_FEED.as_uri(), status=200, body=SHARED_FEED.read_bytes())
     first, again = parse_feed(result), parse_feed(result)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from conftest import SHARED_FEED, run_cli
+from conftest import SHARED_FEED, requires_shared_feed, run_cli
 
-pytestmark = pytest.mark.skipif(not SHARED_FEED.exists(), reason="shared feed not present")
+pytestmark = requires_shared_feed
 
 
 @pytest.fixture
