@@ -70,3 +70,12 @@ def test_send_without_public_url_refuses(env: dict[str, str]) -> None:
 
     assert result.exit_code == 2
     assert result.output.startswith("Error: DIGEST_PUBLIC_URL: not set")
+
+
+def test_log_level_setting_applies_to_one_shot_commands(env: dict[str, str]) -> None:
+    quiet = run_cli(["check"], env)
+    loud = run_cli(["check"], {**env, "DIGEST_DB": env["DIGEST_DB"] + "-2", "DIGEST_LOG_LEVEL": "debug"})
+
+    assert quiet.exit_code == loud.exit_code == 0
+    assert " DEBUG " not in quiet.stderr
+    assert " DEBUG digest.store: database migrated" in loud.stderr

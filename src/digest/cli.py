@@ -46,10 +46,10 @@ def _configure_logging(settings: Settings, verbose: int, *, daemon: bool = False
         level = logging.DEBUG
     elif verbose == 1:
         level = logging.INFO
-    elif daemon:
-        level = getattr(logging, settings.log_level)
     else:
-        level = max(logging.WARNING, getattr(logging, settings.log_level))
+        # One-shot commands stay quiet (their output is the report) unless
+        # DIGEST_LOG_LEVEL asks for more; the daemon logs its events.
+        level = getattr(logging, settings.log_level or ("INFO" if daemon else "WARNING"))
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
@@ -73,7 +73,10 @@ class DigestGroup(click.Group):
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--env", "env_file", type=click.Path(path_type=Path), help="Read settings from this env file (default: ./.env)."
+    "--env",
+    "env_file",
+    type=click.Path(path_type=Path),
+    help="Read settings from this env file (default: ./.env when present).",
 )
 @click.option("--db", "db_path", type=click.Path(path_type=Path), help="SQLite database (overrides DIGEST_DB).")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
@@ -163,10 +166,12 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@cli.command()
+@cli.command(short_help="Check the feeds and send what is due to every subscriber.")
 @click.option("--dry-run", is_flag=True, help="Render and preview only: no mail, no database change.")
 @click.option(
-    "--output", type=click.Path(file_okay=False, path_type=Path), help="Where a dry run writes digest.html/.txt/.eml."
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where a dry run writes digest.html/.txt/.eml (default: a new temporary folder).",
 )
 @click.option(
     "--to", "to_email", metavar="EMAIL", help="Send the current digest to this one address only (a test send)."
@@ -174,7 +179,11 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
 @click.option("--open", "open_browser", is_flag=True, help="With --dry-run: open the HTML preview in a browser.")
 @pass_app
 def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, open_browser: bool) -> None:
-    """Check the feeds and send the digest of new entries to every active subscriber."""
+    """Check the feeds and send the digest of new entries to every active subscriber.
+
+    First finishes any digest left unfinished (a crash, a stop, deferred
+    recipients). --dry-run and --to record nothing.
+    """
     settings = app.settings
     if dry_run:
         _dry_run(settings, output, open_browser)
@@ -245,7 +254,7 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool) -> Non
         webbrowser.open(result.files["html"].resolve().as_uri())
 
 
-@cli.command()
+@cli.command(short_help="Run the daemon: scheduled checks and sends.")
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: check the feeds every DIGEST_CHECK_INTERVAL, send on DIGEST_SCHEDULE.
@@ -321,7 +330,7 @@ def status(app: App) -> None:
 cli.add_command(subscribers_group)
 
 
-@cli.command()
+@cli.command(short_help="Serve the unsubscribe endpoint alone.")
 @pass_app
 def serve(app: App) -> None:
     """Serve the one-click unsubscribe endpoint alone, until Ctrl-C or SIGTERM.

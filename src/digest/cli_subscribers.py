@@ -37,7 +37,7 @@ def _database(ctx: click.Context) -> Iterator[Database]:
         db.close()
 
 
-@click.group("subscribers")
+@click.group("subscribers", short_help="Manage the subscriber list.")
 def subscribers_group() -> None:
     """Manage the subscriber list (add, remove, list, import, export)."""
 
@@ -59,7 +59,7 @@ def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> 
     click.echo(f"{messages[result.outcome]} {result.subscriber.email}")
 
 
-@subscribers_group.command("remove")
+@subscribers_group.command("remove", short_help="Unsubscribe an address (or --purge it).")
 @click.argument("email")
 @click.option("--purge", is_flag=True, help="Delete the subscriber and their send log entirely (right to erasure).")
 @click.pass_context
@@ -134,7 +134,7 @@ def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> N
     click.echo(f"{shown} listed. Total: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
-@subscribers_group.command("import")
+@subscribers_group.command("import", short_help="Import subscribers from a CSV export.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the file and show what would happen; change nothing.")
 @click.option("--encoding", default="utf-8", show_default=True,
@@ -194,7 +194,7 @@ def _print_report(report: ImportReport) -> None:
         click.echo("Dry run: nothing was imported.")
 
 
-@subscribers_group.command("export")
+@subscribers_group.command("export", short_help="Export subscribers as CSV.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--status", type=click.Choice([*STATUSES, "all"]), default="all", show_default=True,
               help="Which subscribers to export.")  # fmt: skip

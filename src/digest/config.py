@@ -80,7 +80,7 @@ class Settings:
     unsubscribe_mailto: str | None = None
     fetch_timeout: float = 20.0
     fetch_max_bytes: int = 10 * 1024 * 1024
-    log_level: str = "INFO"
+    log_level: str | None = None  # None: INFO for the daemon and serve, WARNING for one-shot commands
     bounce_on_5xx: bool = True
     send_attempts: int = 4
     dkim_selector: str | None = None
@@ -215,8 +215,8 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     code_style = raw("DIGEST_CODE_STYLE") or Settings.code_style
     _check_code_style(code_style)
 
-    level = (raw("DIGEST_LOG_LEVEL") or "INFO").upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    level = raw("DIGEST_LOG_LEVEL")
+    if level is not None and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"DIGEST_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
 
     dkim = (raw("DIGEST_DKIM_SELECTOR"), raw("DIGEST_DKIM_DOMAIN"), raw("DIGEST_DKIM_KEY_FILE"))
@@ -255,7 +255,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         fetch_max_bytes=_integer(
             "DIGEST_FETCH_MAX_BYTES", raw("DIGEST_FETCH_MAX_BYTES"), 10 * 1024 * 1024, minimum=1024
         ),
-        log_level=level,
+        log_level=level.upper() if level else None,
         bounce_on_5xx=_boolean("DIGEST_BOUNCE_ON_5XX", raw("DIGEST_BOUNCE_ON_5XX"), True),
         send_attempts=_integer("DIGEST_SEND_ATTEMPTS", raw("DIGEST_SEND_ATTEMPTS"), 4, minimum=1),
         dkim_selector=dkim[0],
