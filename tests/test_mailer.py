@@ -159,7 +159,9 @@ def test_a_550_fails_that_recipient_only_and_marks_it_bounced(env: dict[str, str
 
     result = run_cli(["send"], environ)
 
-    assert result.exit_code == 0, result.output
+    # A failed delivery is a failure to report, even though the others went out.
+    assert result.exit_code == 1, result.output
+    assert "Error: not everything was sent: 1 delivery(ies) failed (exit 1)" in result.output
     assert sorted(server.handler.recipients()) == ["ada@example.com", "grace@example.com"]
     status, attempts, error = deliveries(environ)["gone@example.com"]
     assert (status, attempts) == ("failed", 1)
@@ -212,7 +214,7 @@ def test_a_550_does_not_bounce_when_configured_off(env: dict[str, str], faulty: 
     environ = {**env, "SMTP_PORT": str(server.port), "DIGEST_BOUNCE_ON_5XX": "false"}
     subscribe(environ, ["ada@example.com", "gone@example.com"])
 
-    assert run_cli(["send"], environ).exit_code == 0
+    assert run_cli(["send"], environ).exit_code == 1
 
     db = store.open_db(Path(environ["DIGEST_DB"]))
     try:
