@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from digest import __version__, exitcodes, pipeline, scheduler, store, subscribers, web
+from digest.cli_feeds import feeds_group
 from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
@@ -136,6 +137,8 @@ def _feed_lines(report: pipeline.FeedReport, settings: Settings) -> list[str]:
                  f" (DIGEST_FIRST_RUN={settings.first_run})"]  # fmt: skip
     else:
         lines = [f"{name}: {count}"]
+    if report.elsewhere:
+        lines.append(f"  {_posts(report.elsewhere)} already known under another feed address: not sent again")
     if report.moved_to:
         lines.append(f"  moved permanently to {report.moved_to}: fetched from there now; update DIGEST_FEED_URL")
     if report.warning:
@@ -159,6 +162,7 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
         "warning": report.warning,
         "first_run": report.first_run,
         "skipped": report.skipped,
+        "elsewhere": report.elsewhere,
         "new": [
             {"title": e.title, "link": e.link, "published": e.published.isoformat() if e.published else None,
              "first_seen": e.first_seen.isoformat(), "author": e.author,
@@ -247,11 +251,18 @@ def _echo_feed_notes(feeds: list[pipeline.FeedReport], settings: Settings, *, dr
     for feed in feeds:
         if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
-        elif feed.first_run and feed.skipped:
+        if feed.elsewhere:
+            click.echo(f"Note: {feed.title or feed.url}: {_posts(feed.elsewhere)} already known under another "
+                       "feed address: not sent again")  # fmt: skip
+        if not feed.failed and feed.first_run and feed.skipped:
             posts = "1 older post" if feed.skipped == 1 else f"{feed.skipped} older posts"
             verb = "would be" if dry_run else ("was" if feed.skipped == 1 else "were")
             click.echo(f"Note: {feed.title or feed.url}: first check: {posts} {verb} marked as already sent; "
                        f"DIGEST_FIRST_RUN={settings.first_run}")  # fmt: skip
+
+
+def _posts(count: int) -> str:
+    return "1 post" if count == 1 else f"{count} posts"
 
 
 def _send_report_lines(r: pipeline.SendReport) -> list[str]:
@@ -414,6 +425,7 @@ def status(app: App, as_json: bool) -> None:
 
 
 cli.add_command(subscribers_group)
+cli.add_command(feeds_group)
 
 
 @cli.command(short_help="Serve the unsubscribe endpoint alone.")

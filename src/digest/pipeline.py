@@ -59,6 +59,7 @@ class FeedReport:
     first_run: bool = False
     skipped: int = 0  # entries the first-run policy recorded as already seen
     refreshed: int = 0  # pending entries whose content changed
+    elsewhere: int = 0  # new to this feed, already known under another feed: never sent again
 
     @property
     def failed(self) -> bool:
@@ -130,6 +131,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         log.info("feed %s: %d pending entries changed and were refreshed", url, recorded.refreshed)
     report.title, report.http_status = parsed.title, str(result.status)
     report.first_run, report.skipped, report.refreshed = recorded.first_run, recorded.skipped, recorded.refreshed
+    report.elsewhere = recorded.elsewhere
     report.new = store.entries_by_id(db, recorded.new_ids)
     return report
 

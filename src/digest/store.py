@@ -20,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from digest.config import FirstRunPolicy
-from digest.errors import StoreError
+from digest.errors import InputError, StoreError
 from digest.models import Enclosure, Entry, StoredEntry, Subscriber
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _migration_1(db: Database) -> None:
             last_checked TEXT,
             last_status TEXT,
             last_error TEXT,
-            status TEXT NOT NULL DEFAULT 'active',      -- active | gone
+            status TEXT NOT NULL DEFAULT 'active',      -- active | gone | removed (migration 4)
             first_checked TEXT                           -- first successful parse
         );
         CREATE TABLE digests (
@@ -130,7 +130,21 @@ def _migration_3(db: Database) -> None:
     db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3)
+def _migration_cross_feed_identity(db: Database) -> None:
+    # An entry is known by its guid or normalised link across every feed of
+    # the database (a feed read by another address is the same feed), and a
+    # feed the owner removed keeps its history under status 'removed'.
+    db.execute("CREATE INDEX entries_guid ON entries(guid)")
+    db.execute("CREATE INDEX entries_link_key_any ON entries(link_key)")
+    db.execute("CREATE INDEX entries_title ON entries(title)")
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_cross_feed_identity,
+)
 
 
 def _migrate(db: Database) -> None:
@@ -205,6 +219,10 @@ def feed_row(db: Database, url: str) -> dict[str, Any]:
     its entries and is not treated as new (which would re-send its latest posts).
     """
     row = _one(db, "SELECT * FROM feeds WHERE url = ?", [url])
+    if row is not None and row["status"] == "removed":
+        # Configured again after `digest feeds remove`: its history still counts.
+        db.execute("UPDATE feeds SET status = 'active' WHERE id = ?", [row["id"]])
+        row["status"] = "active"
     if row is not None:
         return row
     with db.atomic():
@@ -232,9 +250,76 @@ def feed_rows(db: Database) -> list[dict[str, Any]]:
         db.query(
             """SELECT feeds.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
                                 AND e.status = 'pending' AND e.digest_id IS NULL) AS pending
-               FROM feeds ORDER BY id"""
+               FROM feeds WHERE status != 'removed' ORDER BY id"""
         )
     )
+
+
+def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[str, Any]]:
+    """Every feed with its entry counts (all, pending, sent in a digest), for `digest feeds list`."""
+    where = "" if include_removed else "WHERE status != 'removed'"
+    return list(
+        db.query(
+            f"""SELECT feeds.id, url, fetch_url, title, status, last_checked, last_status, last_error,
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id) AS entries,
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
+                     AND e.status = 'pending' AND e.digest_id IS NULL) AS pending,
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id AND e.digest_id IS NOT NULL) AS sent
+               FROM feeds {where} ORDER BY id"""  # noqa: S608 - a fixed clause
+        )
+    )
+
+
+def remove_feed(db: Database, url: str) -> tuple[str, int]:
+    """Forget the feed named ``url``: ``("deleted" | "removed", pending entries dropped)``.
+
+    A feed that never recorded an entry is deleted. Otherwise its pending
+    entries (not yet in any digest) are dropped and the row is kept as
+    ``removed``: the entries it already sent or skipped still stop the same
+    posts being sent again under another address, and configuring the URL
+    again brings it back without a first run. InputError when there is no such feed.
+    """
+    with db.atomic():
+        row = _one(db, "SELECT id FROM feeds WHERE url = ? AND status != 'removed'", [url])
+        if row is None:
+            raise InputError(f"no feed {url!r} in this database", hint="see `digest feeds list`")
+        dropped = db.execute(
+            "DELETE FROM entries WHERE feed_id = ? AND status = 'pending' AND digest_id IS NULL", [row["id"]]
+        ).rowcount
+        left = db.execute("SELECT COUNT(*) FROM entries WHERE feed_id = ?", [row["id"]]).fetchone()[0]
+        if left == 0:
+            db.execute("DELETE FROM feeds WHERE id = ?", [row["id"]])
+            return "deleted", dropped
+        db.execute("UPDATE feeds SET status = 'removed', fetch_url = NULL WHERE id = ?", [row["id"]])
+        return "removed", dropped
+
+
+def move_feed(db: Database, old: str, new: str) -> None:
+    """Name the feed ``old`` by ``new`` from now on, keeping its entries (so no first run happens).
+
+    An empty row already named ``new`` (a check that failed) is replaced; one
+    with entries is refused: both feeds have history, and entries seen under
+    either are never sent again anyway. InputError on a refusal.
+    """
+    with db.atomic():
+        row = _one(db, "SELECT id FROM feeds WHERE url = ?", [old])
+        if row is None:
+            raise InputError(f"no feed {old!r} in this database", hint="see `digest feeds list`")
+        target = _one(db, "SELECT id FROM feeds WHERE url = ?", [new])
+        if target is not None:
+            used = db.execute("SELECT COUNT(*) FROM entries WHERE feed_id = ?", [target["id"]]).fetchone()[0]
+            if used:
+                raise InputError(
+                    f"{new!r} is already a feed with {used} entries",
+                    hint="remove one with `digest feeds remove URL`; a post seen under either is never sent twice",
+                )
+            db.execute("DELETE FROM feeds WHERE id = ?", [target["id"]])
+        # The validators and any redirect belonged to the old address.
+        db.execute(
+            """UPDATE feeds SET url = ?, fetch_url = NULL, etag = NULL, last_modified = NULL, status = 'active'
+               WHERE id = ?""",
+            [new, row["id"]],
+        )
 
 
 def _one(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
@@ -252,6 +337,7 @@ class Recorded:
     skipped: int = 0  # stored as already seen by the first-run policy
     refreshed: int = 0  # known, still pending, content changed: stored again
     first_run: bool = False
+    elsewhere: int = 0  # new to this feed but already known under another feed: stored as skipped
 
 
 # Columns refreshed while an entry is still pending (never its key or first_seen).
@@ -292,7 +378,14 @@ def record_entries(
                 db.execute("UPDATE entries SET link_key = ? WHERE id = ?", [entry.link_key, existing["id"]])
             if existing["status"] == "pending" and existing["digest_id"] is None:
                 refreshed += _refresh(db, existing, entry)
-        keep = _first_run_keep(fresh, policy) if first_run else set(range(len(fresh)))
+        # A post already known under another feed (the same blog by another
+        # address: a local path, then its URL; http then https; a new host)
+        # is never sent again, and does not take a first-run slot.
+        known = {n for n, entry in enumerate(fresh) if _known_elsewhere(db, feed_id, entry)}
+        unknown = [n for n in range(len(fresh)) if n not in known]
+        keep = set(unknown)
+        if first_run:
+            keep = {unknown[n] for n in _first_run_keep([fresh[n] for n in unknown], policy)}
         new_ids: list[int] = []
         for index, entry in enumerate(fresh):
             status = "pending" if index in keep else "skipped"
@@ -306,7 +399,36 @@ def record_entries(
                 new_ids.append(int(cursor.lastrowid or 0))
         if first_run:
             db.execute("UPDATE feeds SET first_checked = ? WHERE id = ?", [to_text(now), feed_id])
-    return Recorded(tuple(new_ids), len(fresh) - len(new_ids), refreshed, first_run)
+    skipped = len(fresh) - len(new_ids) - len(known)
+    return Recorded(tuple(new_ids), skipped, refreshed, first_run, len(known))
+
+
+def _known_elsewhere(db: Database, feed_id: int, entry: Entry) -> bool:
+    """Whether another feed of this database already holds this entry (same guid, link, or path and title)."""
+    if entry.guid and _one(db, "SELECT 1 AS x FROM entries WHERE guid = ? AND feed_id != ? LIMIT 1",
+                           [entry.guid, feed_id]):  # fmt: skip
+        return True
+    if not entry.link_key:
+        return False
+    if _one(db, "SELECT 1 AS x FROM entries WHERE link_key = ? AND feed_id != ? LIMIT 1", [entry.link_key, feed_id]):
+        return True
+    # A blog that moved host keeps its paths and titles: /2026/05/retries/ titled
+    # "Retrying without stampedes" is the same post on either host.
+    path = _path_of(entry.link_key)
+    if not path:
+        return False
+    for row in db.query(
+        "SELECT link_key FROM entries WHERE title = ? AND feed_id != ? AND link_key IS NOT NULL LIMIT 20",
+        [entry.title, feed_id],
+    ):
+        if _path_of(str(row["link_key"])) == path:
+            return True
+    return False
+
+
+def _path_of(link_key: str) -> str:
+    """The path and query of a normalised link (``//host/path?q``), without the host."""
+    return link_key.removeprefix("//").partition("/")[2]
 
 
 def _entry_values(entry: Entry) -> list[Any]:
