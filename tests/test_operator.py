@@ -189,3 +189,45 @@ def test_a_schedule_that_never_fires_is_a_config_error(env: dict[str, str]) -> N
     assert result.exit_code == exitcodes.USAGE
     assert "DIGEST_SCHEDULE: the cron expression '0 0 31 2 *' never fires" in result.output
     assert run_cli(["status"], {**env, "DIGEST_SCHEDULE": "0 0 29 2 *"}).exit_code == 0  # leap years
+
+
+# --- test sends that test -----------------------------------------------------------------------
+
+
+def test_send_to_resends_the_last_digest_when_nothing_is_due(smtp_env: dict[str, str], smtp_server: SmtpServer) -> None:
+    add_subscribers(smtp_env, "ada@example.com")
+    assert run_cli(["send"], smtp_env).exit_code == 0
+    result = run_cli(["send", "--to", "me@example.com"], smtp_env)
+    assert result.exit_code == 0, result.output
+    assert "Sent digest 1 again" in result.output
+    assert smtp_server.received[-1].rcpt_tos == ["me@example.com"]
+    assert smtp_server.received[-1].message["Subject"] == smtp_server.received[0].message["Subject"]
+    by_number = run_cli(["send", "--to", "me@example.com", "--digest", "1"], smtp_env)
+    assert by_number.exit_code == 0 and len(smtp_server.received) == 3
+    missing = run_cli(["send", "--to", "me@example.com", "--digest", "7"], smtp_env)
+    assert missing.exit_code == 2 and "--digest: no digest 7" in missing.output
+    assert run_cli(["send", "--digest", "1"], smtp_env).exit_code == 2  # --digest goes with --to
+
+
+def test_send_to_says_when_the_unsubscribe_link_is_a_placeholder(
+    smtp_env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    environ = {k: v for k, v in smtp_env.items() if k != "DIGEST_SECRET"}
+    result = run_cli(["send", "--to", "me@example.com"], environ)
+    assert result.exit_code == 0, result.output
+    assert "its unsubscribe link is a placeholder that works for nobody (DIGEST_SECRET not set)" in result.output
+    refused = run_cli(["send"], environ)
+    assert refused.exit_code == 2 and "DIGEST_SECRET: not set" in refused.output
+    assert len(smtp_server.received) == 1
+
+
+def test_special_use_domains_need_the_setting(smtp_env: dict[str, str], smtp_server: SmtpServer) -> None:
+    refused = run_cli(["subscribers", "add", "root@localhost"], smtp_env)
+    assert refused.exit_code == 2
+    allowed = {**smtp_env, "DIGEST_ALLOW_TEST_DOMAINS": "on"}
+    for address in ("root@localhost", "Dev@Box.Test"):
+        assert run_cli(["subscribers", "add", address], allowed).exit_code == 0
+    assert run_cli(["subscribers", "add", "x@bad_host.test"], allowed).exit_code == 2
+    assert run_cli(["send"], allowed).exit_code == 0
+    assert sorted(smtp_server.handler.recipients()) == ["dev@box.test", "root@localhost"]
+    assert run_cli(["send", "--to", "me@mail.test"], allowed).exit_code == 0

@@ -182,10 +182,25 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
 @click.option(
     "--to", "to_email", metavar="EMAIL", help="Send the current digest to this one address only (a test send)."
 )
+@click.option(
+    "--digest",
+    "digest_id",
+    type=int,
+    metavar="N",
+    help="With --to: send digest N again (default: what is due, else the latest digest sent).",
+)
 @click.option("--open", "open_browser", is_flag=True, help="With --dry-run: open the HTML preview in a browser.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (see the README).")
 @pass_app
-def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, open_browser: bool, as_json: bool) -> None:
+def send(
+    app: App,
+    dry_run: bool,
+    output: Path | None,
+    to_email: str | None,
+    digest_id: int | None,
+    open_browser: bool,
+    as_json: bool,
+) -> None:
     """Check the feeds and send the digest of new entries to every active subscriber.
 
     First finishes any digest left unfinished (a crash, a stop, deferred
@@ -198,16 +213,10 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
         sys.exit(_dry_run(settings, output, open_browser, as_json))
     if output or open_browser:
         raise click.UsageError("--output and --open go with --dry-run")
+    if digest_id is not None and not to_email:
+        raise click.UsageError("--digest goes with --to")
     if to_email:
-        plan, result = pipeline.send_to_one(settings, to_email)
-        if result.status != "sent":
-            raise DigestError(f"test send to {to_email} failed: {result.error}")
-        if as_json:
-            click.echo(json.dumps({"test_send": {"to": result.recipient.email, "subject": plan.subject,
-                                                 "entries": len(plan.entries)}}, indent=2))  # fmt: skip
-        else:
-            click.echo(f"Sent digest {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} "
-                       "only; nothing was recorded.")  # fmt: skip
+        _test_send(settings, to_email, digest_id, as_json)
         return
     progress = SendProgress()
     try:
@@ -245,6 +254,26 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
             reasons.append(f"{owed} subscriber(s) still owed a digest")
         click.echo(f"Error: not everything was sent: {'; '.join(reasons)} (exit {code})", err=True)
     sys.exit(code)
+
+
+def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json: bool) -> None:
+    plan, result = pipeline.send_to_one(settings, to_email, digest_id=digest_id)
+    if result.status != "sent":
+        raise DigestError(f"test send to {to_email} failed: {result.error}")
+    placeholder = not (settings.public_url and settings.secret)
+    if as_json:
+        click.echo(json.dumps({"test_send": {"to": result.recipient.email, "digest": plan.id if plan.resumed else None,
+                                             "subject": plan.subject, "entries": len(plan.entries),
+                                             "placeholder_unsubscribe": placeholder}}, indent=2))  # fmt: skip
+        return
+    which = f"digest {plan.id} again" if plan.resumed and plan.notes else "digest"
+    click.echo(f"Sent {which} {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
+               "nothing was recorded.")  # fmt: skip
+    if placeholder:
+        missing = " and ".join(k for k, v in (("DIGEST_PUBLIC_URL", settings.public_url),
+                                              ("DIGEST_SECRET", settings.secret)) if not v)  # fmt: skip
+        click.echo(f"Note: its unsubscribe link is a placeholder that works for nobody ({missing} not set); "
+                   "a real send is refused until it is set.")  # fmt: skip
 
 
 def _echo_feed_notes(feeds: list[pipeline.FeedReport], settings: Settings, *, dry_run: bool = False) -> None:

@@ -96,6 +96,7 @@ class Settings:
     smtp_connections: int = 2
     smtp_rate: float = 0.0
     smtp_verify_cert: bool = True
+    allow_test_domains: bool = False
     # One line each, for the CLI to print and the daemon to log (config_warnings.py).
     warnings: tuple[str, ...] = ()
 
@@ -273,6 +274,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         smtp_connections=_integer("SMTP_CONNECTIONS", raw("SMTP_CONNECTIONS"), 2, minimum=1, maximum=32),
         smtp_rate=_number("SMTP_RATE", raw("SMTP_RATE"), 0.0),
         smtp_verify_cert=_boolean("SMTP_VERIFY_CERT", raw("SMTP_VERIFY_CERT"), True),
+        allow_test_domains=_boolean("DIGEST_ALLOW_TEST_DOMAINS", raw("DIGEST_ALLOW_TEST_DOMAINS"), False),
     )
     # Every key the loader knows was asked for above, so what was not asked is unknown.
     warnings = config_warnings.unknown_keys([*environ.keys(), *file_values], environ.asked)

@@ -438,24 +438,28 @@ def send_to_one(
     settings: Settings,
     address: str,
     *,
+    digest_id: int | None = None,
     fetcher: Fetcher | None = None,
     transport_factory: TransportFactory | None = None,
 ) -> tuple[DigestPlan, DeliveryResult]:
     """Send the digest ``send`` would send now to one address, touching no state.
 
+    With nothing due, the latest digest that went out is sent again; with
+    ``digest_id``, that digest. So SMTP settings can be tried at any time.
     Everything happens on an in-memory copy of the database. The message
     gets a fresh Message-ID: reusing the one the real send will carry would
     let a receiver drop the real copy as a duplicate of this test.
     """
-    email = normalise_email(address)
+    email = normalise_email(address, allow_test_domains=settings.allow_test_domains)
     settings.sender_address  # noqa: B018 - validates DIGEST_FROM before any work
     db = store.open_snapshot(settings.db_path)
     try:
-        check_feeds(db, settings, fetcher)
-        plan = next(planned_digests(db, settings), None)
+        plan = None
+        if digest_id is None:
+            check_feeds(db, settings, fetcher)
+            plan = next(planned_digests(db, settings), None)
         if plan is None:
-            raise DigestError("nothing to send: no new entries and no unfinished digest",
-                              hint="`digest status` shows what is pending")  # fmt: skip
+            plan = _earlier_digest(db, digest_id)
         prepared = replace(prepared_for(plan, settings), digest_key=secrets.token_hex(16))
         known = get_by_email(db, email)
     finally:
@@ -469,6 +473,17 @@ def send_to_one(
     recipient = Recipient(email=email, name=name, token=token)
     deliver(prepared, [recipient], transport_factory=factory, options=options, on_result=results.append)
     return plan, results[0]
+
+
+def _earlier_digest(db: Database, digest_id: int | None) -> DigestPlan:
+    row = store.digest_row(db, digest_id)
+    if row is None:
+        if digest_id is not None:
+            raise InputError(f"--digest: no digest {digest_id} in this database", hint="`digest status` lists them")
+        raise DigestError("nothing to send: no new entries and no digest sent yet",
+                          hint="`digest status` shows what is pending")  # fmt: skip
+    return DigestPlan(row["id"], row["subject"], row["html"], row["text"], store.digest_entries(db, row["id"]),
+                      row["created"], True, ("an earlier digest, sent again",))  # fmt: skip
 
 
 def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:

@@ -589,6 +589,13 @@ def create_digest(db: Database, subject: str, html: str, text: str, entry_ids: I
     return digest_id
 
 
+def digest_row(db: Database, digest_id: int | None = None) -> dict[str, Any] | None:
+    """Digest ``digest_id``, or the latest one that has started going out; None when there is none."""
+    if digest_id is not None:
+        return _one(db, "SELECT * FROM digests WHERE id = ?", [digest_id])
+    return _one(db, "SELECT * FROM digests WHERE status IN ('sending', 'sent') ORDER BY id DESC LIMIT 1", [])
+
+
 def unfinished_digests(db: Database) -> list[dict[str, Any]]:
     """Digests created but not completely sent, oldest first."""
     return list(db.query("SELECT * FROM digests WHERE status IN ('pending', 'sending') ORDER BY id"))
