@@ -97,6 +97,7 @@ class Settings:
     smtp_rate: float = 0.0
     smtp_verify_cert: bool = True
     allow_test_domains: bool = False
+    retry_for: float = 2 * 86400.0
     # One line each, for the CLI to print and the daemon to log (config_warnings.py).
     warnings: tuple[str, ...] = ()
 
@@ -274,6 +275,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         smtp_connections=_integer("SMTP_CONNECTIONS", raw("SMTP_CONNECTIONS"), 2, minimum=1, maximum=32),
         smtp_rate=_number("SMTP_RATE", raw("SMTP_RATE"), 0.0),
         smtp_verify_cert=_boolean("SMTP_VERIFY_CERT", raw("SMTP_VERIFY_CERT"), True),
+        retry_for=_duration("DIGEST_RETRY_FOR", raw("DIGEST_RETRY_FOR"), 2 * 86400.0),
         allow_test_domains=_boolean("DIGEST_ALLOW_TEST_DOMAINS", raw("DIGEST_ALLOW_TEST_DOMAINS"), False),
     )
     # Every key the loader knows was asked for above, so what was not asked is unknown.

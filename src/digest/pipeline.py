@@ -237,6 +237,7 @@ class SendReport:
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
     finished: bool = False  # the digest is complete (status sent)
+    next_retry: datetime | None = None  # when the earliest deferred recipient is due again
 
     @property
     def done(self) -> int:
@@ -254,10 +255,6 @@ class SendOutcome:
 
 
 ProgressCallback = Callable[[SendReport, int], None]  # (report so far, total recipients)
-
-# A subscriber whose deliveries keep failing temporarily is retried on this
-# many runs (DIGEST_SEND_ATTEMPTS tries each) before the failure is final.
-RETRY_RUNS = 3
 
 
 def send(
@@ -327,19 +324,18 @@ def deliver_digest(
 ) -> SendReport:
     """Deliver one digest to every subscriber still owed it; commit each outcome as it comes."""
     prepared = prepared_for(plan, settings)
-    total = store.count_undelivered(db, plan.id)
+    total = store.count_undelivered(db, plan.id, due_only=True)
     report = SendReport(plan.id, plan.subject, len(plan.entries), plan.resumed, total=total)
     report.skipped = store.delivery_counts(db, plan.id)["sent"]
     store.set_digest_status(db, plan.id, "sending")
     log.info("digest %d: sending %r to %d subscribers", plan.id, plan.subject, total)
-    give_up_after = max(1, options.attempts) * RETRY_RUNS
     started = time.monotonic()
 
     def on_result(result: DeliveryResult) -> None:
         subscriber_id = result.recipient.id
         recorded = store.record_delivery(db, plan.id, subscriber_id, status=result.status, attempts=result.attempts,
                                          message_id=result.message_id, error=result.error,
-                                         give_up_after=give_up_after)  # fmt: skip
+                                         retry_for=settings.retry_for)  # fmt: skip
         if recorded == "sent":
             report.sent += 1
         else:
@@ -365,6 +361,8 @@ def deliver_digest(
     if report.remaining == 0:
         store.set_digest_status(db, plan.id, "sent")
         report.finished = True
+    else:
+        report.next_retry = store.next_retry(db, plan.id)
     log.info(
         "digest %d: %d sent, %d failed, %d deferred, %d still owed; %.1fs",
         plan.id, report.sent, report.failed, report.deferred, report.remaining, report.elapsed,
