@@ -303,8 +303,9 @@ def _send_report_lines(r: pipeline.SendReport) -> list[str]:
         lines.append(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
     if not r.finished:
         reason = f"{r.deferred} deferred after temporary failures" if r.deferred else "stopped early"
+        when = f" from {r.next_retry.isoformat(timespec='minutes')}" if r.next_retry else ""
         lines.append(f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
-                     "the next `digest send` retries them only.")  # fmt: skip
+                     f"`digest send` or the daemon retries them only{when}.")  # fmt: skip
     return lines
 
 
