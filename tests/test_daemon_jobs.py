@@ -243,7 +243,7 @@ def test_jobs_coalesce_run_one_at_a_time_and_a_late_send_still_happens(daemon_en
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         daemon.db.close()
-    assert set(jobs) == {"startup", "check", "send"}
+    assert set(jobs) == {"startup", "check", "send", "tick"}
     assert all(job.coalesce and job.max_instances == 1 for job in jobs.values())
     assert jobs["send"].misfire_grace_time is None  # however late, once
     assert jobs["check"].misfire_grace_time == 600  # a check later than the next one is dropped

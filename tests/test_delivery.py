@@ -60,7 +60,7 @@ def test_resuming_sends_only_to_subscribers_without_a_sent_row(
     assert result.exit_code == 0, result.output
     assert sorted(smtp_server.handler.recipients()) == addresses[3:]
     assert f"Resumed digest {plan.id}" in result.output
-    assert "3 sent, 0 failed, 3 skipped" in result.output
+    assert "3 sent, 0 failed, 0 deferred, 3 skipped" in result.output
     assert run_cli(["send"], smtp_env).output.strip() == "Nothing new to send."
 
 
@@ -160,7 +160,7 @@ def test_status_shows_pending_counts_for_an_unfinished_digest(env: dict[str, str
 
     output = run_cli(["status"], env).output
 
-    assert "sending" in output and "0 sent, 0 failed, 2 pending" in output
+    assert "sending" in output and "0 sent, 0 failed, 0 deferred, 2 pending" in output
 
 
 def test_progress_draws_a_bar_on_a_terminal_and_plain_lines_otherwise() -> None:

@@ -13,6 +13,7 @@ import subprocess
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,9 @@ def test_a_550_fails_that_recipient_only_and_marks_it_bounced(env: dict[str, str
 
     result = run_cli(["send"], environ)
 
-    assert result.exit_code == 0, result.output
+    # A failed delivery is a failure to report, even though the others went out.
+    assert result.exit_code == 1, result.output
+    assert "Error: not everything was sent: 1 delivery(ies) failed (exit 1)" in result.output
     assert sorted(server.handler.recipients()) == ["ada@example.com", "grace@example.com"]
     status, attempts, error = deliveries(environ)["gone@example.com"]
     assert (status, attempts) == ("failed", 1)
@@ -212,7 +215,7 @@ def test_a_550_does_not_bounce_when_configured_off(env: dict[str, str], faulty: 
     environ = {**env, "SMTP_PORT": str(server.port), "DIGEST_BOUNCE_ON_5XX": "false"}
     subscribe(environ, ["ada@example.com", "gone@example.com"])
 
-    assert run_cli(["send"], environ).exit_code == 0
+    assert run_cli(["send"], environ).exit_code == 1
 
     db = store.open_db(Path(environ["DIGEST_DB"]))
     try:
@@ -221,6 +224,29 @@ def test_a_550_does_not_bounce_when_configured_off(env: dict[str, str], faulty: 
         db.close()
     assert deliveries(environ)["gone@example.com"][0] == "failed"
     assert digest_status(environ) == ["sent"]  # a permanent failure is final: not retried
+
+
+def time_passes(environ: dict[str, str], *, deferred_for: float = 0.0) -> None:
+    """Make every deferred delivery due now, as if its wait had passed (and it had been deferred that long)."""
+    db = store.open_db(Path(environ["DIGEST_DB"]))
+    try:
+        past = store.to_text(store.utcnow() - timedelta(seconds=deferred_for + 1))
+        db.execute("UPDATE deliveries SET next_attempt = ?, first_deferred = ? WHERE status = 'deferred'",
+                   [store.to_text(store.utcnow() - timedelta(seconds=1)), past])  # fmt: skip
+    finally:
+        db.close()
+
+
+def retry_row(environ: dict[str, str]) -> tuple[int, float]:
+    """(deferrals, seconds until the next attempt) of the one deferred delivery."""
+    db = store.open_db(Path(environ["DIGEST_DB"]))
+    try:
+        row = next(db.query("SELECT deferrals, next_attempt FROM deliveries WHERE status = 'deferred'"))
+    finally:
+        db.close()
+    due = store.from_text(row["next_attempt"])
+    assert due is not None
+    return row["deferrals"], (due - store.utcnow()).total_seconds()
 
 
 def test_persistent_temporary_failures_are_deferred_and_retried_by_later_runs_only_boundedly(
@@ -239,13 +265,28 @@ def test_persistent_temporary_failures_are_deferred_and_retried_by_later_runs_on
     assert digest_status(environ) == ["sending"]
     assert deliveries(environ)["slow@example.com"][:2] == ("deferred", 2)
 
-    # The next run resumes that digest for the deferred subscriber alone; the
-    # third run is the last (pipeline.RETRY_RUNS), then the failure is final.
+    # Not retried before its wait (a minute after the first deferral: enough
+    # for most greylisting) is over, however often send runs.
+    deferrals, wait = retry_row(environ)
+    assert deferrals == 1 and 30 < wait <= 60
+    early = pipeline.send(settings, delivery=options).digests
+    assert [(r.resumed, r.sent, r.deferred, r.remaining, r.finished) for r in early] == [(True, 0, 0, 1, False)]
+    assert early[0].next_retry is not None
+
+    # Once due, the next run resumes that digest for the deferred subscriber
+    # alone; the wait grows (1, 5, 15, 60 minutes, ...).
+    time_passes(environ)
     second = pipeline.send(settings, delivery=options).digests
     assert [(r.resumed, r.sent, r.deferred) for r in second] == [(True, 0, 1)]
+    deferrals, wait = retry_row(environ)
+    assert deferrals == 2 and 240 < wait <= 300
+    # Deferred for longer than DIGEST_RETRY_FOR (2 days): the failure is final.
+    time_passes(environ, deferred_for=settings.retry_for)
     third = pipeline.send(settings, delivery=options).digests
     assert [(r.resumed, r.failed, r.finished) for r in third] == [(True, 1, True)]
-    assert deliveries(environ)["slow@example.com"][:2] == ("failed", 6)
+    status, attempts, error = deliveries(environ)["slow@example.com"]
+    assert (status, attempts) == ("failed", 6)
+    assert error is not None and "gave up" in error
     assert digest_status(environ) == ["sent"]
     assert handler.recipients() == ["ada@example.com"]
     assert pipeline.send(settings, delivery=options).digests == []
@@ -261,6 +302,7 @@ def test_a_deferred_subscriber_gets_the_digest_when_the_server_recovers(env: dic
     pipeline.send(settings, delivery=options)
 
     handler.defer_always = ()
+    time_passes(environ)
     again = pipeline.send(settings, delivery=options).digests
 
     assert [(r.resumed, r.sent, r.skipped, r.finished) for r in again] == [(True, 1, 1, True)]

@@ -18,7 +18,8 @@ from typing import Any
 
 import click
 
-from digest import __version__, pipeline, scheduler, store, subscribers, web
+from digest import __version__, exitcodes, pipeline, scheduler, store, subscribers, web
+from digest.cli_feeds import feeds_group
 from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
@@ -38,6 +39,8 @@ class App:
         if self._settings is None:
             self._settings = load_settings(self.env_file).with_db(self.db_path)
             _configure_logging(self._settings, self.verbose)
+            for warning in self._settings.warnings:
+                click.echo(f"Warning: {warning}", err=True)
         return self._settings
 
 
@@ -134,6 +137,8 @@ def _feed_lines(report: pipeline.FeedReport, settings: Settings) -> list[str]:
                  f" (DIGEST_FIRST_RUN={settings.first_run})"]  # fmt: skip
     else:
         lines = [f"{name}: {count}"]
+    if report.elsewhere:
+        lines.append(f"  {_posts(report.elsewhere)} already known under another feed address: not sent again")
     if report.moved_to:
         lines.append(f"  moved permanently to {report.moved_to}: fetched from there now; update DIGEST_FEED_URL")
     if report.warning:
@@ -157,6 +162,7 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
         "warning": report.warning,
         "first_run": report.first_run,
         "skipped": report.skipped,
+        "elsewhere": report.elsewhere,
         "new": [
             {"title": e.title, "link": e.link, "published": e.published.isoformat() if e.published else None,
              "first_seen": e.first_seen.isoformat(), "author": e.author,
@@ -176,64 +182,170 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
 @click.option(
     "--to", "to_email", metavar="EMAIL", help="Send the current digest to this one address only (a test send)."
 )
+@click.option(
+    "--digest",
+    "digest_id",
+    type=int,
+    metavar="N",
+    help="With --to: send digest N again (default: what is due, else the latest digest sent).",
+)
 @click.option("--open", "open_browser", is_flag=True, help="With --dry-run: open the HTML preview in a browser.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (see the README).")
 @pass_app
-def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, open_browser: bool) -> None:
+def send(
+    app: App,
+    dry_run: bool,
+    output: Path | None,
+    to_email: str | None,
+    digest_id: int | None,
+    open_browser: bool,
+    as_json: bool,
+) -> None:
     """Check the feeds and send the digest of new entries to every active subscriber.
 
     First finishes any digest left unfinished (a crash, a stop, deferred
-    recipients). --dry-run and --to record nothing.
+    recipients). --dry-run and --to record nothing. Exits 0 only when every
+    feed was read and every owed message was accepted; see the README's exit
+    code table.
     """
     settings = app.settings
     if dry_run:
-        _dry_run(settings, output, open_browser)
-        return
+        sys.exit(_dry_run(settings, output, open_browser, as_json))
     if output or open_browser:
         raise click.UsageError("--output and --open go with --dry-run")
+    if digest_id is not None and not to_email:
+        raise click.UsageError("--digest goes with --to")
     if to_email:
-        plan, result = pipeline.send_to_one(settings, to_email)
-        if result.status != "sent":
-            raise DigestError(f"test send to {to_email} failed: {result.error}")
-        click.echo(f"Sent digest {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
-                   "nothing was recorded.")  # fmt: skip
+        _test_send(settings, to_email, digest_id, as_json)
         return
     progress = SendProgress()
     try:
         outcome = pipeline.send(settings, progress=progress)
     finally:
         progress.close()
-    for feed in outcome.feeds:
-        if feed.failed:
-            click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
+    feeds_failed = sum(1 for feed in outcome.feeds if feed.failed)
+    code = exitcodes.for_send(
+        feeds_failed=feeds_failed,
+        failed=sum(r.failed for r in outcome.digests),
+        still_owed=sum(r.remaining for r in outcome.digests),
+    )
+    if as_json:
+        click.echo(json.dumps(_send_json(outcome, code), indent=2))
+        sys.exit(code)
+    _echo_feed_notes(outcome.feeds, settings)
     if not outcome.digests:
         click.echo("Nothing new to send.")
     for r in outcome.digests:
-        verb = "Resumed" if r.resumed else "Sent"
-        click.echo(
-            f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {r.sent} sent, {r.failed} failed, "
-            f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s"
-        )
-        if r.bounced:
-            click.echo(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
+        for line in _send_report_lines(r):
+            click.echo(line)
         for error in r.errors[:10]:
             click.echo(f"  failed: {error}", err=True)
         if len(r.errors) > 10:
             click.echo(f"  ... and {len(r.errors) - 10} more (see `digest status`)", err=True)
-        if not r.finished:
-            reason = f"{r.deferred} deferred after temporary failures" if r.deferred else "stopped early"
-            click.echo(f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
-                       "the next `digest send` retries them only.")  # fmt: skip
+    if code != exitcodes.OK:
+        reasons = []
+        if feeds_failed:
+            reasons.append(f"{feeds_failed} feed(s) could not be read")
+        failed = sum(r.failed for r in outcome.digests)
+        if failed:
+            reasons.append(f"{failed} delivery(ies) failed")
+        owed = sum(r.remaining for r in outcome.digests)
+        if owed:
+            reasons.append(f"{owed} subscriber(s) still owed a digest")
+        click.echo(f"Error: not everything was sent: {'; '.join(reasons)} (exit {code})", err=True)
+    sys.exit(code)
 
 
-def _dry_run(settings: Settings, output: Path | None, open_browser: bool) -> None:
-    target = output or Path(tempfile.mkdtemp(prefix="digest-preview-"))
-    result = pipeline.preview(settings, target)
-    for feed in result.feeds:
+def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json: bool) -> None:
+    plan, result = pipeline.send_to_one(settings, to_email, digest_id=digest_id)
+    if result.status != "sent":
+        raise DigestError(f"test send to {to_email} failed: {result.error}")
+    placeholder = not (settings.public_url and settings.secret)
+    if as_json:
+        click.echo(json.dumps({"test_send": {"to": result.recipient.email, "digest": plan.id if plan.resumed else None,
+                                             "subject": plan.subject, "entries": len(plan.entries),
+                                             "placeholder_unsubscribe": placeholder}}, indent=2))  # fmt: skip
+        return
+    which = f"digest {plan.id} again" if plan.resumed and plan.notes else "digest"
+    click.echo(f"Sent {which} {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
+               "nothing was recorded.")  # fmt: skip
+    if placeholder:
+        missing = " and ".join(k for k, v in (("DIGEST_PUBLIC_URL", settings.public_url),
+                                              ("DIGEST_SECRET", settings.secret)) if not v)  # fmt: skip
+        click.echo(f"Note: its unsubscribe link is a placeholder that works for nobody ({missing} not set); "
+                   "a real send is refused until it is set.")  # fmt: skip
+
+
+def _echo_feed_notes(feeds: list[pipeline.FeedReport], settings: Settings, *, dry_run: bool = False) -> None:
+    for feed in feeds:
         if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
+        if feed.elsewhere:
+            click.echo(f"Note: {feed.title or feed.url}: {_posts(feed.elsewhere)} already known under another "
+                       "feed address: not sent again")  # fmt: skip
+        if not feed.failed and feed.first_run and feed.skipped:
+            posts = "1 older post" if feed.skipped == 1 else f"{feed.skipped} older posts"
+            verb = "would be" if dry_run else ("was" if feed.skipped == 1 else "were")
+            click.echo(f"Note: {feed.title or feed.url}: first check: {posts} {verb} marked as already sent; "
+                       f"DIGEST_FIRST_RUN={settings.first_run}")  # fmt: skip
+
+
+def _posts(count: int) -> str:
+    return "1 post" if count == 1 else f"{count} posts"
+
+
+def _send_report_lines(r: pipeline.SendReport) -> list[str]:
+    verb = "Resumed" if r.resumed else "Sent"
+    tally = f"{r.sent} sent, {r.failed} failed, {r.deferred} deferred"
+    lines = [f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {tally}, "
+             f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s"]  # fmt: skip
+    if r.bounced:
+        lines.append(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
+    if not r.finished:
+        reason = f"{r.deferred} deferred after temporary failures" if r.deferred else "stopped early"
+        when = f" from {r.next_retry.isoformat(timespec='minutes')}" if r.next_retry else ""
+        lines.append(f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
+                     f"`digest send` or the daemon retries them only{when}.")  # fmt: skip
+    return lines
+
+
+def _send_json(outcome: pipeline.SendOutcome, code: int) -> dict[str, Any]:
+    return {
+        "exit_code": code,
+        "feeds": [_feed_json(r) for r in outcome.feeds],
+        "digests": [
+            {"id": r.digest_id, "subject": r.subject, "entries": r.entries, "resumed": r.resumed,
+             "sent": r.sent, "failed": r.failed, "deferred": r.deferred, "bounced": r.bounced,
+             "skipped": r.skipped, "remaining": r.remaining, "finished": r.finished,
+             "elapsed": round(r.elapsed, 3), "errors": r.errors}
+            for r in outcome.digests
+        ],
+    }  # fmt: skip
+
+
+def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_json: bool = False) -> int:
+    target = output or Path(tempfile.mkdtemp(prefix="digest-preview-"))
+    result = pipeline.preview(settings, target)
+    code = exitcodes.FAILURE if any(feed.failed for feed in result.feeds) else exitcodes.OK
+    if as_json:
+        plan = result.plan
+        click.echo(json.dumps({
+            "exit_code": code,
+            "dry_run": True,
+            "feeds": [_feed_json(r) for r in result.feeds],
+            "digest": None if plan is None else {
+                "resumes": plan.id if plan.resumed else None, "subject": plan.subject,
+                "entries": [e.title for e in sorted(plan.entries, key=lambda e: e.sort_time, reverse=True)],
+                "notes": list(plan.notes), "recipients": result.recipients,
+                "html_bytes": len(plan.html.encode("utf-8")), "later": result.later,
+                "files": {kind: str(path) for kind, path in result.files.items()},
+            },
+        }, indent=2))  # fmt: skip
+        return code
+    _echo_feed_notes(result.feeds, settings, dry_run=True)
     if result.plan is None:
         click.echo("Nothing new to send: no digest would go out now.")
-        return
+        return code
     plan = result.plan
     label = f"Resumes digest {plan.id}" if plan.resumed else "New digest"
     click.echo("Dry run: nothing was sent and the database is unchanged.")
@@ -252,6 +364,7 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool) -> Non
         click.echo(f"  {path}")
     if open_browser:
         webbrowser.open(result.files["html"].resolve().as_uri())
+    return code
 
 
 @cli.command(short_help="Run the daemon: scheduled checks and sends.")
@@ -287,47 +400,62 @@ def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object (see the README).")
 @pass_app
-def status(app: App) -> None:
+def status(app: App, as_json: bool) -> None:
     """Show feeds, pending entries, subscribers and recent digests."""
     settings = app.settings
     if not settings.db_path.exists():
+        if as_json:
+            click.echo(json.dumps({"database": str(settings.db_path), "exists": False}, indent=2))
+            return
         click.echo(f"No database yet at {settings.db_path}: run `digest check` or `digest send` first.")
         return
     db = store.open_db(settings.db_path)
     try:
-        click.echo(f"Database: {settings.db_path}")
-        click.echo("Feeds:")
-        for feed in store.feed_rows(db):
-            for line in _status_feed_lines(feed, settings):
-                click.echo(line)
-        click.echo(f"Pending entries: {store.pending_count(db)}")
-        for line in scheduler.schedule_status(settings, db, store.utcnow()):
-            click.echo(line)
+        feeds = store.feed_rows(db)
+        pending = store.pending_count(db)
+        schedule_lines = scheduler.schedule_status(settings, db, store.utcnow())
         counts = subscribers.status_counts(db)
-        click.echo("Subscribers: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-        click.echo("Recent digests:")
         rows = pipeline.summary_rows(db)
-        if not rows:
-            click.echo("  none yet")
-        for row in rows:
-            tally = f"{row['sent']} sent, {row['failed']} failed"
-            if row["deferred"]:
-                tally += f", {row['deferred']} deferred"
-            if row["status"] in ("pending", "sending"):
-                tally += f", {row['pending']} pending"
-            click.echo(f"  #{row['id']} {row['created']} {row['status']}: {row['subject']!r} "
-                       f"({row['entry_count']} entries; {tally})")  # fmt: skip
-            for failure in row["failures"]:
-                click.echo(f"      {failure['status']}: {failure['email']} after {failure['attempts']} "
-                           f"attempt(s): {failure['last_error'] or 'no reply'}")  # fmt: skip
-            if len(row["failures"]) < row["failed"] + row["deferred"]:
-                click.echo(f"      ... {row['failed'] + row['deferred'] - len(row['failures'])} more")
     finally:
         db.close()
+    if as_json:
+        click.echo(json.dumps({
+            "database": str(settings.db_path), "exists": True, "feeds": feeds, "pending_entries": pending,
+            "daemon": {"holder": scheduler.daemon_holder(settings.db_path), "schedule": settings.schedule,
+                       "timezone": settings.timezone, "check_interval_seconds": settings.check_interval,
+                       "lines": schedule_lines},
+            "subscribers": counts, "digests": rows,
+        }, indent=2, default=str))  # fmt: skip
+        return
+    click.echo(f"Database: {settings.db_path}")
+    click.echo("Feeds:")
+    for feed in feeds:
+        for line in _status_feed_lines(feed, settings):
+            click.echo(line)
+    click.echo(f"Pending entries: {pending}")
+    for line in schedule_lines:
+        click.echo(line)
+    click.echo("Subscribers: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    click.echo("Recent digests:")
+    if not rows:
+        click.echo("  none yet")
+    for row in rows:
+        tally = f"{row['sent']} sent, {row['failed']} failed, {row['deferred']} deferred"
+        if row["status"] in ("pending", "sending"):
+            tally += f", {row['pending']} pending"
+        click.echo(f"  #{row['id']} {row['created']} {row['status']}: {row['subject']!r} "
+                   f"({row['entry_count']} entries; {tally})")  # fmt: skip
+        for failure in row["failures"]:
+            click.echo(f"      {failure['status']}: {failure['email']} after {failure['attempts']} "
+                       f"attempt(s): {failure['last_error'] or 'no reply'}")  # fmt: skip
+        if len(row["failures"]) < row["failed"] + row["deferred"]:
+            click.echo(f"      ... {row['failed'] + row['deferred'] - len(row['failures'])} more")
 
 
 cli.add_command(subscribers_group)
+cli.add_command(feeds_group)
 
 
 @cli.command(short_help="Serve the unsubscribe endpoint alone.")

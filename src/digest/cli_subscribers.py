@@ -50,7 +50,8 @@ def subscribers_group() -> None:
 def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> None:
     """Add a subscriber (validated and normalised, no DNS lookup)."""
     with _database(ctx) as db:
-        result = subscribers.add_subscriber(db, email, name, resubscribe=resubscribe)
+        allow = ctx.obj.settings.allow_test_domains
+        result = subscribers.add_subscriber(db, email, name, resubscribe=resubscribe, allow_test_domains=allow)
     messages = {
         "added": "Added",
         "already-active": "Already subscribed (nothing changed):",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from digest import config_warnings
 from digest.errors import ConfigError
 
 SmtpSecurity = Literal["starttls", "ssl", "none"]
@@ -95,6 +96,10 @@ class Settings:
     smtp_connections: int = 2
     smtp_rate: float = 0.0
     smtp_verify_cert: bool = True
+    allow_test_domains: bool = False
+    retry_for: float = 2 * 86400.0
+    # One line each, for the CLI to print and the daemon to log (config_warnings.py).
+    warnings: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -139,7 +144,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
 
     Without ``env_file``, ``./.env`` is read when it exists.
     """
-    environ = os.environ if environ is None else environ
+    environ = _Asked(os.environ if environ is None else environ)
     file_values: dict[str, str] = {}
     base_dir = Path.cwd()
     if env_file is None and Path(".env").is_file():
@@ -230,7 +235,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     _check_schedule(schedule)
 
     feeds = raw("DIGEST_FEED_URL")
-    return Settings(
+    settings = Settings(
         feed_urls=tuple(feed_location(v) for v in re.split(r"[\s,]+", feeds) if v) if feeds else (),
         db_path=path_of("DIGEST_DB") or base_dir / "digest.db",
         sender=sender,
@@ -270,7 +275,40 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         smtp_connections=_integer("SMTP_CONNECTIONS", raw("SMTP_CONNECTIONS"), 2, minimum=1, maximum=32),
         smtp_rate=_number("SMTP_RATE", raw("SMTP_RATE"), 0.0),
         smtp_verify_cert=_boolean("SMTP_VERIFY_CERT", raw("SMTP_VERIFY_CERT"), True),
+        retry_for=_duration("DIGEST_RETRY_FOR", raw("DIGEST_RETRY_FOR"), 2 * 86400.0),
+        allow_test_domains=_boolean("DIGEST_ALLOW_TEST_DOMAINS", raw("DIGEST_ALLOW_TEST_DOMAINS"), False),
     )
+    # Every key the loader knows was asked for above, so what was not asked is unknown.
+    warnings = config_warnings.unknown_keys([*environ.keys(), *file_values], environ.asked)
+    from_domain = settings.sender_address.domain if settings.sender else None
+    warnings += config_warnings.sender_warnings(from_domain, settings.dkim_domain)
+    return replace(settings, warnings=tuple(warnings))
+
+
+class _Asked(Mapping[str, str]):
+    """A read-only view of the environment that remembers which keys were looked up."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return self._environ[key]
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return key in self._environ
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.add(key)
+        return self._environ.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
 
 
 def parse_duration(text: str) -> float:

@@ -16,6 +16,7 @@ Replies are classified:
 * 4xx, 421 and dropped connections: retried with backoff (reconnecting when
   the connection is gone) up to ``attempts``; then ``deferred`` (the caller
   retries it on a later run).
+* A full mailbox (552, 5.2.2): ``deferred`` at once, retried on a later run.
 * 5xx for the recipient or the message: ``failed`` for that recipient only,
   with the server's reply; ``refused`` (the subscriber bounces) when the
   reply is about the address (to RCPT, or a 5.1.x/5.2.x status to DATA).
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -158,6 +160,20 @@ def _close_quietly(smtp: smtplib.SMTP | None) -> None:
     if smtp is not None:
         with contextlib.suppress(OSError):
             smtp.close()
+
+
+def _mailbox_full(code: int, reply: bytes | str) -> bool:
+    """A full mailbox (552, or enhanced status 5.2.2/4.2.2) is soft: the reader may empty it.
+
+    Retrying at once does not help, so it is deferred to a later run (see
+    store.RETRY_SPACING) instead of failing the address for good.
+    """
+    text = _reply(reply)
+    if text.startswith(("5.2.2", "4.2.2")):
+        return True
+    # A bare 552 is "exceeded storage allocation"; with an enhanced status
+    # other than 5.2.x (5.3.4: message too big) it is about the message.
+    return code == 552 and (text.startswith("5.2.") or not re.match(r"[45]\.\d+\.\d+", text))
 
 
 def _reply(value: bytes | str) -> str:
@@ -348,6 +364,8 @@ def _send_one(
             error = f"{code} {_reply(reply)}"
             if code == 421:
                 transport.reset()  # smtplib closed the socket
+            elif _mailbox_full(code, reply):
+                return DeliveryResult(recipient, "deferred", attempt, None, error)
             elif 500 <= code < 600:
                 return DeliveryResult(recipient, "failed", attempt, None, error, refused=True)
         except smtplib.SMTPSenderRefused as exc:
@@ -362,6 +380,8 @@ def _send_one(
             error = _describe(exc)
             if exc.smtp_code == 421:
                 transport.reset()
+            elif _mailbox_full(exc.smtp_code, exc.smtp_error):
+                return DeliveryResult(recipient, "deferred", attempt, None, error)
             elif 500 <= exc.smtp_code < 600:
                 # After DATA a 5xx is usually about the message (spam, size),
                 # not the address: only a mailbox status (5.1.x, 5.2.x) bounces.

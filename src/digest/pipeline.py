@@ -59,6 +59,7 @@ class FeedReport:
     first_run: bool = False
     skipped: int = 0  # entries the first-run policy recorded as already seen
     refreshed: int = 0  # pending entries whose content changed
+    elsewhere: int = 0  # new to this feed, already known under another feed: never sent again
 
     @property
     def failed(self) -> bool:
@@ -130,6 +131,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         log.info("feed %s: %d pending entries changed and were refreshed", url, recorded.refreshed)
     report.title, report.http_status = parsed.title, str(result.status)
     report.first_run, report.skipped, report.refreshed = recorded.first_run, recorded.skipped, recorded.refreshed
+    report.elsewhere = recorded.elsewhere
     report.new = store.entries_by_id(db, recorded.new_ids)
     return report
 
@@ -235,6 +237,7 @@ class SendReport:
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
     finished: bool = False  # the digest is complete (status sent)
+    next_retry: datetime | None = None  # when the earliest deferred recipient is due again
 
     @property
     def done(self) -> int:
@@ -252,10 +255,6 @@ class SendOutcome:
 
 
 ProgressCallback = Callable[[SendReport, int], None]  # (report so far, total recipients)
-
-# A subscriber whose deliveries keep failing temporarily is retried on this
-# many runs (DIGEST_SEND_ATTEMPTS tries each) before the failure is final.
-RETRY_RUNS = 3
 
 
 def send(
@@ -325,19 +324,18 @@ def deliver_digest(
 ) -> SendReport:
     """Deliver one digest to every subscriber still owed it; commit each outcome as it comes."""
     prepared = prepared_for(plan, settings)
-    total = store.count_undelivered(db, plan.id)
+    total = store.count_undelivered(db, plan.id, due_only=True)
     report = SendReport(plan.id, plan.subject, len(plan.entries), plan.resumed, total=total)
     report.skipped = store.delivery_counts(db, plan.id)["sent"]
     store.set_digest_status(db, plan.id, "sending")
     log.info("digest %d: sending %r to %d subscribers", plan.id, plan.subject, total)
-    give_up_after = max(1, options.attempts) * RETRY_RUNS
     started = time.monotonic()
 
     def on_result(result: DeliveryResult) -> None:
         subscriber_id = result.recipient.id
         recorded = store.record_delivery(db, plan.id, subscriber_id, status=result.status, attempts=result.attempts,
                                          message_id=result.message_id, error=result.error,
-                                         give_up_after=give_up_after)  # fmt: skip
+                                         retry_for=settings.retry_for)  # fmt: skip
         if recorded == "sent":
             report.sent += 1
         else:
@@ -363,6 +361,8 @@ def deliver_digest(
     if report.remaining == 0:
         store.set_digest_status(db, plan.id, "sent")
         report.finished = True
+    else:
+        report.next_retry = store.next_retry(db, plan.id)
     log.info(
         "digest %d: %d sent, %d failed, %d deferred, %d still owed; %.1fs",
         plan.id, report.sent, report.failed, report.deferred, report.remaining, report.elapsed,
@@ -436,24 +436,28 @@ def send_to_one(
     settings: Settings,
     address: str,
     *,
+    digest_id: int | None = None,
     fetcher: Fetcher | None = None,
     transport_factory: TransportFactory | None = None,
 ) -> tuple[DigestPlan, DeliveryResult]:
     """Send the digest ``send`` would send now to one address, touching no state.
 
+    With nothing due, the latest digest that went out is sent again; with
+    ``digest_id``, that digest. So SMTP settings can be tried at any time.
     Everything happens on an in-memory copy of the database. The message
     gets a fresh Message-ID: reusing the one the real send will carry would
     let a receiver drop the real copy as a duplicate of this test.
     """
-    email = normalise_email(address)
+    email = normalise_email(address, allow_test_domains=settings.allow_test_domains)
     settings.sender_address  # noqa: B018 - validates DIGEST_FROM before any work
     db = store.open_snapshot(settings.db_path)
     try:
-        check_feeds(db, settings, fetcher)
-        plan = next(planned_digests(db, settings), None)
+        plan = None
+        if digest_id is None:
+            check_feeds(db, settings, fetcher)
+            plan = next(planned_digests(db, settings), None)
         if plan is None:
-            raise DigestError("nothing to send: no new entries and no unfinished digest",
-                              hint="`digest status` shows what is pending")  # fmt: skip
+            plan = _earlier_digest(db, digest_id)
         prepared = replace(prepared_for(plan, settings), digest_key=secrets.token_hex(16))
         known = get_by_email(db, email)
     finally:
@@ -467,6 +471,17 @@ def send_to_one(
     recipient = Recipient(email=email, name=name, token=token)
     deliver(prepared, [recipient], transport_factory=factory, options=options, on_result=results.append)
     return plan, results[0]
+
+
+def _earlier_digest(db: Database, digest_id: int | None) -> DigestPlan:
+    row = store.digest_row(db, digest_id)
+    if row is None:
+        if digest_id is not None:
+            raise InputError(f"--digest: no digest {digest_id} in this database", hint="`digest status` lists them")
+        raise DigestError("nothing to send: no new entries and no digest sent yet",
+                          hint="`digest status` shows what is pending")  # fmt: skip
+    return DigestPlan(row["id"], row["subject"], row["html"], row["text"], store.digest_entries(db, row["id"]),
+                      row["created"], True, ("an earlier digest, sent again",))  # fmt: skip
 
 
 def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:

@@ -28,9 +28,14 @@ def parse_schedule(expr: str, timezone: str) -> BaseTrigger:
     if len(expr.split()) != 5:
         raise ValueError(f"expected a 5-field cron expression or 'every <duration>', not {expr!r}")
     try:
-        return CronTrigger.from_crontab(expr, timezone=timezone)
+        trigger = CronTrigger.from_crontab(expr, timezone=timezone)
     except ValueError as exc:
         raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
+    # A valid expression can still name a date that never comes (31 February):
+    # a daemon on it would wait for ever without a word.
+    if trigger.get_next_fire_time(None, datetime.now(trigger.timezone)) is None:
+        raise ValueError(f"the cron expression {expr!r} never fires (no such date)")
+    return trigger
 
 
 def next_fire_time(trigger: BaseTrigger, after: datetime) -> datetime | None:

@@ -38,7 +38,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlite_utils import Database
 
-from digest import pipeline, store
+from digest import daemon_watch, pipeline, store
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError
 from digest.lock import lock_path, sender_lock
@@ -161,6 +161,16 @@ class Daemon:
         if not self.stop.is_set() and self._unfinished_ids():
             self._resume()
 
+    def tick_job(self) -> None:
+        """Every minute: a heartbeat for `digest status`, and deferred deliveries retried when due."""
+        if self.stop.is_set():
+            return
+        now = self.clock()
+        daemon_watch.heartbeat(self.db, now)
+        due = store.next_retry(self.db)
+        if due is not None and due <= now:
+            self._resume()
+
     def send_job(self, reason: str = "scheduled") -> None:
         if self.stop.is_set():
             return
@@ -170,7 +180,8 @@ class Daemon:
         started = self.clock()
         try:
             outcome = pipeline.send_locked(self.db, self.settings, stop=self.stop, check=False,
-                                           transport_factory=self.transport_factory)  # fmt: skip
+                                           transport_factory=self.transport_factory,
+                                           progress=daemon_watch.ProgressLog())  # fmt: skip
         except DigestError as exc:
             summary = f"failed: {exc}"
             log.error("send (%s): %s; %s", reason, exc, self._unfinished_note())
@@ -200,12 +211,14 @@ class Daemon:
                 log.debug("feed %s: unexpected error", url, exc_info=True)
                 reports.append(pipeline.FeedReport(url=url, status="error", error=f"unexpected error: {exc!r}"))
         self.health.update(reports)
+        daemon_watch.log_check(reports)
         return reports
 
     def _resume(self) -> None:
         try:
             outcome = pipeline.send_locked(self.db, self.settings, stop=self.stop, check=False, new_digest=False,
-                                           transport_factory=self.transport_factory)  # fmt: skip
+                                           transport_factory=self.transport_factory,
+                                           progress=daemon_watch.ProgressLog())  # fmt: skip
         except Exception as exc:
             # Retried at every check: say so once, not every time.
             level = logging.DEBUG if self._resume_failing else logging.ERROR
@@ -231,8 +244,9 @@ class Daemon:
                 log.info("%s: digest %d stopped with %d subscriber(s) still owed it: resumed at the next start",
                          what, r.digest_id, r.remaining)  # fmt: skip
             elif r.remaining:
-                log.info("%s: digest %d: %d subscriber(s) deferred: retried after the next check",
-                         what, r.digest_id, r.remaining)  # fmt: skip
+                when = _when(r.next_retry, self.settings) if r.next_retry else "after the next check"
+                log.info("%s: digest %d: %d subscriber(s) deferred: next retry %s",
+                         what, r.digest_id, r.remaining, when)  # fmt: skip
             parts.append(f"digest {r.digest_id} {r.sent} sent, {r.failed} failed, {r.remaining} still owed")
         return ("stopped: " if stopped else "") + "; ".join(parts)
 
@@ -269,6 +283,15 @@ def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
     scheduler.add_job(daemon.check_job, check_trigger(settings), id="check", name="check",
                       misfire_grace_time=max(1, int(settings.check_interval)), **once)  # fmt: skip
     scheduler.add_job(daemon.send_job, daemon.trigger, id="send", name="send", misfire_grace_time=None, **once)
+    every_minute = IntervalTrigger(seconds=daemon_watch.HEARTBEAT_SECONDS, timezone=settings.zone)
+    scheduler.add_job(daemon.tick_job, every_minute, id="tick", name="heartbeat and retries",
+                      misfire_grace_time=daemon_watch.HEARTBEAT_SECONDS, **once)  # fmt: skip
+
+    def next_run(job_id: str) -> str:
+        job = scheduler.get_job(job_id)
+        return _when(job.next_run_time, daemon.settings) if job and job.next_run_time else "never"
+
+    daemon_watch.replace_scheduler_warnings(scheduler, next_run)
     return scheduler
 
 
@@ -290,6 +313,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> No
         try:
             web = _start_web(settings)
             daemon = Daemon(settings, db, stop=stop)
+            daemon_watch.record_start(db, settings, _utcnow())
             scheduler = build_scheduler(daemon)
             log.info("digest run started (pid %d): database %s; checks every %s; sends on %r (%s)",
                      os.getpid(), settings.db_path, _duration(settings.check_interval),
@@ -378,6 +402,7 @@ def schedule_status(settings: Settings, db: Database, now: datetime) -> list[str
         lines = [f"Daemon: running: {holder}"]
     else:
         lines = [f"Daemon: not running{f' (the database is in use by {holder})' if holder else ''}"]
+    lines += daemon_watch.status_lines(db, running, now)
     try:
         trigger = send_trigger(settings)
     except ConfigError as exc:

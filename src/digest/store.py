@@ -13,14 +13,14 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from digest.config import FirstRunPolicy
-from digest.errors import StoreError
+from digest.errors import InputError, StoreError
 from digest.models import Enclosure, Entry, StoredEntry, Subscriber
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _migration_1(db: Database) -> None:
             last_checked TEXT,
             last_status TEXT,
             last_error TEXT,
-            status TEXT NOT NULL DEFAULT 'active',      -- active | gone
+            status TEXT NOT NULL DEFAULT 'active',      -- active | gone | removed (migration 4)
             first_checked TEXT                           -- first successful parse
         );
         CREATE TABLE digests (
@@ -130,7 +130,31 @@ def _migration_3(db: Database) -> None:
     db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3)
+def _migration_cross_feed_identity(db: Database) -> None:
+    # An entry is known by its guid or normalised link across every feed of
+    # the database (a feed read by another address is the same feed), and a
+    # feed the owner removed keeps its history under status 'removed'.
+    db.execute("CREATE INDEX entries_guid ON entries(guid)")
+    db.execute("CREATE INDEX entries_link_key_any ON entries(link_key)")
+    db.execute("CREATE INDEX entries_title ON entries(title)")
+
+
+def _migration_retry_schedule(db: Database) -> None:
+    # A deferred delivery waits for its next_attempt (spaced so greylisting
+    # passes) and fails for good once it has been deferred for DIGEST_RETRY_FOR.
+    db.execute("ALTER TABLE deliveries ADD COLUMN next_attempt TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN first_deferred TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX deliveries_retry ON deliveries(status, next_attempt)")
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_cross_feed_identity,
+    _migration_retry_schedule,
+)
 
 
 def _migrate(db: Database) -> None:
@@ -205,6 +229,10 @@ def feed_row(db: Database, url: str) -> dict[str, Any]:
     its entries and is not treated as new (which would re-send its latest posts).
     """
     row = _one(db, "SELECT * FROM feeds WHERE url = ?", [url])
+    if row is not None and row["status"] == "removed":
+        # Configured again after `digest feeds remove`: its history still counts.
+        db.execute("UPDATE feeds SET status = 'active' WHERE id = ?", [row["id"]])
+        row["status"] = "active"
     if row is not None:
         return row
     with db.atomic():
@@ -232,9 +260,76 @@ def feed_rows(db: Database) -> list[dict[str, Any]]:
         db.query(
             """SELECT feeds.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
                                 AND e.status = 'pending' AND e.digest_id IS NULL) AS pending
-               FROM feeds ORDER BY id"""
+               FROM feeds WHERE status != 'removed' ORDER BY id"""
         )
     )
+
+
+def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[str, Any]]:
+    """Every feed with its entry counts (all, pending, sent in a digest), for `digest feeds list`."""
+    where = "" if include_removed else "WHERE status != 'removed'"
+    return list(
+        db.query(
+            f"""SELECT feeds.id, url, fetch_url, title, status, last_checked, last_status, last_error,
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id) AS entries,
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
+                     AND e.status = 'pending' AND e.digest_id IS NULL) AS pending,
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id AND e.digest_id IS NOT NULL) AS sent
+               FROM feeds {where} ORDER BY id"""  # noqa: S608 - a fixed clause
+        )
+    )
+
+
+def remove_feed(db: Database, url: str) -> tuple[str, int]:
+    """Forget the feed named ``url``: ``("deleted" | "removed", pending entries dropped)``.
+
+    A feed that never recorded an entry is deleted. Otherwise its pending
+    entries (not yet in any digest) are dropped and the row is kept as
+    ``removed``: the entries it already sent or skipped still stop the same
+    posts being sent again under another address, and configuring the URL
+    again brings it back without a first run. InputError when there is no such feed.
+    """
+    with db.atomic():
+        row = _one(db, "SELECT id FROM feeds WHERE url = ? AND status != 'removed'", [url])
+        if row is None:
+            raise InputError(f"no feed {url!r} in this database", hint="see `digest feeds list`")
+        dropped = db.execute(
+            "DELETE FROM entries WHERE feed_id = ? AND status = 'pending' AND digest_id IS NULL", [row["id"]]
+        ).rowcount
+        left = db.execute("SELECT COUNT(*) FROM entries WHERE feed_id = ?", [row["id"]]).fetchone()[0]
+        if left == 0:
+            db.execute("DELETE FROM feeds WHERE id = ?", [row["id"]])
+            return "deleted", dropped
+        db.execute("UPDATE feeds SET status = 'removed', fetch_url = NULL WHERE id = ?", [row["id"]])
+        return "removed", dropped
+
+
+def move_feed(db: Database, old: str, new: str) -> None:
+    """Name the feed ``old`` by ``new`` from now on, keeping its entries (so no first run happens).
+
+    An empty row already named ``new`` (a check that failed) is replaced; one
+    with entries is refused: both feeds have history, and entries seen under
+    either are never sent again anyway. InputError on a refusal.
+    """
+    with db.atomic():
+        row = _one(db, "SELECT id FROM feeds WHERE url = ?", [old])
+        if row is None:
+            raise InputError(f"no feed {old!r} in this database", hint="see `digest feeds list`")
+        target = _one(db, "SELECT id FROM feeds WHERE url = ?", [new])
+        if target is not None:
+            used = db.execute("SELECT COUNT(*) FROM entries WHERE feed_id = ?", [target["id"]]).fetchone()[0]
+            if used:
+                raise InputError(
+                    f"{new!r} is already a feed with {used} entries",
+                    hint="remove one with `digest feeds remove URL`; a post seen under either is never sent twice",
+                )
+            db.execute("DELETE FROM feeds WHERE id = ?", [target["id"]])
+        # The validators and any redirect belonged to the old address.
+        db.execute(
+            """UPDATE feeds SET url = ?, fetch_url = NULL, etag = NULL, last_modified = NULL, status = 'active'
+               WHERE id = ?""",
+            [new, row["id"]],
+        )
 
 
 def _one(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
@@ -252,6 +347,7 @@ class Recorded:
     skipped: int = 0  # stored as already seen by the first-run policy
     refreshed: int = 0  # known, still pending, content changed: stored again
     first_run: bool = False
+    elsewhere: int = 0  # new to this feed but already known under another feed: stored as skipped
 
 
 # Columns refreshed while an entry is still pending (never its key or first_seen).
@@ -292,7 +388,14 @@ def record_entries(
                 db.execute("UPDATE entries SET link_key = ? WHERE id = ?", [entry.link_key, existing["id"]])
             if existing["status"] == "pending" and existing["digest_id"] is None:
                 refreshed += _refresh(db, existing, entry)
-        keep = _first_run_keep(fresh, policy) if first_run else set(range(len(fresh)))
+        # A post already known under another feed (the same blog by another
+        # address: a local path, then its URL; http then https; a new host)
+        # is never sent again, and does not take a first-run slot.
+        known = {n for n, entry in enumerate(fresh) if _known_elsewhere(db, feed_id, entry)}
+        unknown = [n for n in range(len(fresh)) if n not in known]
+        keep = set(unknown)
+        if first_run:
+            keep = {unknown[n] for n in _first_run_keep([fresh[n] for n in unknown], policy)}
         new_ids: list[int] = []
         for index, entry in enumerate(fresh):
             status = "pending" if index in keep else "skipped"
@@ -306,7 +409,36 @@ def record_entries(
                 new_ids.append(int(cursor.lastrowid or 0))
         if first_run:
             db.execute("UPDATE feeds SET first_checked = ? WHERE id = ?", [to_text(now), feed_id])
-    return Recorded(tuple(new_ids), len(fresh) - len(new_ids), refreshed, first_run)
+    skipped = len(fresh) - len(new_ids) - len(known)
+    return Recorded(tuple(new_ids), skipped, refreshed, first_run, len(known))
+
+
+def _known_elsewhere(db: Database, feed_id: int, entry: Entry) -> bool:
+    """Whether another feed of this database already holds this entry (same guid, link, or path and title)."""
+    if entry.guid and _one(db, "SELECT 1 AS x FROM entries WHERE guid = ? AND feed_id != ? LIMIT 1",
+                           [entry.guid, feed_id]):  # fmt: skip
+        return True
+    if not entry.link_key:
+        return False
+    if _one(db, "SELECT 1 AS x FROM entries WHERE link_key = ? AND feed_id != ? LIMIT 1", [entry.link_key, feed_id]):
+        return True
+    # A blog that moved host keeps its paths and titles: /2026/05/retries/ titled
+    # "Retrying without stampedes" is the same post on either host.
+    path = _path_of(entry.link_key)
+    if not path:
+        return False
+    for row in db.query(
+        "SELECT link_key FROM entries WHERE title = ? AND feed_id != ? AND link_key IS NOT NULL LIMIT 20",
+        [entry.title, feed_id],
+    ):
+        if _path_of(str(row["link_key"])) == path:
+            return True
+    return False
+
+
+def _path_of(link_key: str) -> str:
+    """The path and query of a normalised link (``//host/path?q``), without the host."""
+    return link_key.removeprefix("//").partition("/")[2]
 
 
 def _entry_values(entry: Entry) -> list[Any]:
@@ -467,6 +599,13 @@ def create_digest(db: Database, subject: str, html: str, text: str, entry_ids: I
     return digest_id
 
 
+def digest_row(db: Database, digest_id: int | None = None) -> dict[str, Any] | None:
+    """Digest ``digest_id``, or the latest one that has started going out; None when there is none."""
+    if digest_id is not None:
+        return _one(db, "SELECT * FROM digests WHERE id = ?", [digest_id])
+    return _one(db, "SELECT * FROM digests WHERE status IN ('sending', 'sent') ORDER BY id DESC LIMIT 1", [])
+
+
 def unfinished_digests(db: Database) -> list[dict[str, Any]]:
     """Digests created but not completely sent, oldest first."""
     return list(db.query("SELECT * FROM digests WHERE status IN ('pending', 'sending') ORDER BY id"))
@@ -509,24 +648,37 @@ def last_feed_check(db: Database) -> datetime | None:
 # deferred one; ``sent`` and ``failed`` (permanent) rows are final.
 _OWED = """s.status = 'active' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.digest_id = :digest
            AND d.subscriber_id = s.id AND d.status IN ('sent', 'failed'))"""
+# Owed and due now: a deferred delivery waits for its next_attempt.
+_DUE = """s.status = 'active' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.digest_id = :digest
+          AND d.subscriber_id = s.id AND (d.status IN ('sent', 'failed')
+          OR (d.status = 'deferred' AND d.next_attempt > :now)))"""
+
+# Waits between deliveries deferred on successive runs: greylisting (which
+# typically asks for 1 to 15 minutes) passes on the first or second retry, a
+# server down for hours is tried a few times an hour, then every few hours.
+RETRY_SPACING = (60, 300, 900, 3600, 7200, 14400, 28800)
 
 
-def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> Iterator[Subscriber]:
+def undelivered_subscribers(
+    db: Database, digest_id: int, batch: int = 500, *, now: datetime | None = None
+) -> Iterator[Subscriber]:
     """Active subscribers still owed ``digest_id``, streamed.
 
-    Owed: no delivery row, or a ``deferred`` one (temporary failures, retried
-    on the next run). ``sent`` and ``failed`` (permanent) rows are final.
+    Owed: no delivery row, or a ``deferred`` one (temporary failures) whose
+    next attempt is due by ``now`` (default: now). ``sent`` and ``failed``
+    (permanent) rows are final.
     Keyset pagination reads one batch at a time, so a million subscribers never
     sit in memory, and each batch re-reads status: an address unsubscribed
     during a long send is skipped from the next batch on.
     """
+    due = to_text(now or utcnow())
     last_id = 0
     while True:
         rows = list(
             db.query(
                 f"""SELECT s.id, s.email, s.name, s.status, s.token FROM subscribers s
-                    WHERE {_OWED} AND s.id > :last_id ORDER BY s.id LIMIT :batch""",  # noqa: S608 - fixed text
-                {"digest": digest_id, "last_id": last_id, "batch": batch},
+                    WHERE {_DUE} AND s.id > :last_id ORDER BY s.id LIMIT :batch""",  # noqa: S608 - fixed text
+                {"digest": digest_id, "last_id": last_id, "batch": batch, "now": due},
             )
         )
         if not rows:
@@ -536,11 +688,22 @@ def undelivered_subscribers(db: Database, digest_id: int, batch: int = 500) -> I
         last_id = rows[-1]["id"]
 
 
-def count_undelivered(db: Database, digest_id: int) -> int:
-    """How many active subscribers ``undelivered_subscribers`` would yield now."""
-    sql = f"SELECT COUNT(*) FROM subscribers s WHERE {_OWED}"  # noqa: S608 - fixed text
-    row = db.execute(sql, {"digest": digest_id}).fetchone()
+def count_undelivered(db: Database, digest_id: int, *, due_only: bool = False) -> int:
+    """How many active subscribers are still owed ``digest_id`` (with ``due_only``: owed and due now)."""
+    sql = f"SELECT COUNT(*) FROM subscribers s WHERE {_DUE if due_only else _OWED}"  # noqa: S608 - fixed text
+    row = db.execute(sql, {"digest": digest_id, "now": to_text(utcnow())}).fetchone()
     return int(row[0])
+
+
+def next_retry(db: Database, digest_id: int | None = None) -> datetime | None:
+    """When the earliest deferred delivery (of ``digest_id``, or of any unfinished digest) is due."""
+    sql = """SELECT MIN(d.next_attempt) FROM deliveries d JOIN digests g ON g.id = d.digest_id
+             WHERE d.status = 'deferred' AND g.status IN ('pending', 'sending')"""
+    params: list[Any] = []
+    if digest_id is not None:
+        sql += " AND d.digest_id = ?"
+        params.append(digest_id)
+    return from_text(db.execute(sql, params).fetchone()[0])
 
 
 def record_delivery(
@@ -552,35 +715,66 @@ def record_delivery(
     attempts: int,
     message_id: str | None,
     error: str | None = None,
-    give_up_after: int | None = None,
+    retry_for: float | None = None,
 ) -> str:
     """Commit one delivery outcome at once (autocommit): the resume checkpoint.
 
-    ``status`` is sent, failed (permanent) or deferred (retry on a later run).
-    A deferred delivery whose attempts over all runs reach ``give_up_after``
-    is recorded as failed instead, so a dead address is not retried forever.
-    Returns the status recorded.
+    ``status`` is sent, failed (permanent) or deferred (retried on a later
+    run, once its next attempt is due: see RETRY_SPACING). A delivery that has
+    been deferred for ``retry_for`` seconds is recorded as failed instead, so
+    a dead address is not retried forever. Returns the status recorded.
     """
-    if status == "deferred" and give_up_after is not None and attempts >= give_up_after:
-        status = "failed"  # a first outcome that already used up every attempt
+    if status == "deferred":
+        return _record_deferral(db, digest_id, subscriber_id, attempts, error, retry_for)
     rows = db.execute(
         """INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, last_error, message_id, sent_at)
            VALUES (:digest, :subscriber, :status, :attempts, :error, :message_id, :sent_at)
            ON CONFLICT (digest_id, subscriber_id) DO UPDATE SET
-             status = CASE WHEN excluded.status = 'deferred' AND :give_up IS NOT NULL
-                            AND deliveries.attempts + excluded.attempts >= :give_up
-                           THEN 'failed' ELSE excluded.status END,
+             status = excluded.status, next_attempt = NULL,
              attempts = deliveries.attempts + excluded.attempts, last_error = excluded.last_error,
              message_id = excluded.message_id, sent_at = excluded.sent_at
            RETURNING status""",
         {"digest": digest_id, "subscriber": subscriber_id, "status": status, "attempts": attempts,
          "error": error, "message_id": message_id, "sent_at": to_text(utcnow()) if status == "sent" else None,
-         "give_up": give_up_after},
+        },
     ).fetchall()  # fmt: skip
     # fetchall, not fetchone: the statement must run to completion for the
     # autocommit transaction to end (and the checkpoint to be on disk).
     recorded: str = rows[0][0]
     return recorded
+
+
+def _record_deferral(
+    db: Database, digest_id: int, subscriber_id: int, attempts: int, error: str | None, retry_for: float | None
+) -> str:
+    now = utcnow()
+    previous = _one(db, "SELECT attempts, first_deferred, deferrals FROM deliveries "
+                        "WHERE digest_id = ? AND subscriber_id = ?", [digest_id, subscriber_id])  # fmt: skip
+    first = (from_text(previous["first_deferred"]) if previous else None) or now
+    deferrals = (previous["deferrals"] if previous else 0) + 1
+    wait = RETRY_SPACING[min(deferrals, len(RETRY_SPACING)) - 1]
+    status = "deferred"
+    if retry_for is not None and (now - first).total_seconds() >= retry_for:
+        status = "failed"
+        error = f"{error} (still failing after {deferrals} tries over {_span(now - first)}: gave up)"
+    db.execute(
+        """INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, last_error, next_attempt,
+                                   first_deferred, deferrals)
+           VALUES (:digest, :subscriber, :status, :attempts, :error, :next, :first, :deferrals)
+           ON CONFLICT (digest_id, subscriber_id) DO UPDATE SET
+             status = excluded.status, attempts = deliveries.attempts + excluded.attempts,
+             last_error = excluded.last_error, next_attempt = excluded.next_attempt,
+             first_deferred = excluded.first_deferred, deferrals = excluded.deferrals""",
+        {"digest": digest_id, "subscriber": subscriber_id, "status": status, "attempts": attempts, "error": error,
+         "next": to_text(now + timedelta(seconds=wait)) if status == "deferred" else None,
+         "first": to_text(first), "deferrals": deferrals},
+    )  # fmt: skip
+    return status
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours" if hours >= 1 else "under an hour"
 
 
 def delivery_counts(db: Database, digest_id: int) -> dict[str, int]:

@@ -28,10 +28,31 @@ STATUSES = ("active", "unsubscribed", "bounced")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def normalise_email(address: str) -> str:
-    """The normalised form of ``address``; InputError saying why it is invalid."""
+# Special-use names (RFC 2606, RFC 6761, RFC 6762) that only exist on a test
+# network or one machine: refused unless DIGEST_ALLOW_TEST_DOMAINS is on.
+_TEST_SUFFIXES = ("test", "localhost", "invalid", "example", "local")
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+def is_test_domain(domain: str) -> bool:
+    labels = domain.lower().rstrip(".").split(".")
+    return labels[-1] in _TEST_SUFFIXES
+
+
+def normalise_email(address: str, *, allow_test_domains: bool = False) -> str:
+    """The normalised form of ``address``; InputError saying why it is invalid.
+
+    ``allow_test_domains`` also accepts addresses at special-use names such as
+    ``localhost`` or ``*.test`` (for a local relay), which are otherwise refused.
+    """
     stripped = address.strip()
     local, at, domain = stripped.rpartition("@")
+    if allow_test_domains and at and is_test_domain(domain):
+        labels = domain.lower().split(".")
+        if not all(_HOST_LABEL.match(label) for label in labels):
+            raise InputError(f"invalid email address {address!r}: not a valid host name after the @")
+        # The local part is checked as at any real domain.
+        return normalise_email(f"{local}@example.com").rpartition("@")[0] + "@" + ".".join(labels)
     try:
         plain = at and domain.isascii() and len(local) <= _MAX_LOCAL and len(stripped) <= _MAX_ADDRESS
         if plain and _DOT_ATOM.match(local):
@@ -89,9 +110,15 @@ def get_by_token(db: Database, token: str) -> Subscriber | None:
 
 
 def add_subscriber(
-    db: Database, address: str, name: str | None = None, *, resubscribe: bool = False, source: str = "cli"
+    db: Database,
+    address: str,
+    name: str | None = None,
+    *,
+    resubscribe: bool = False,
+    source: str = "cli",
+    allow_test_domains: bool = False,
 ) -> AddResult:
-    email = normalise_email(address)
+    email = normalise_email(address, allow_test_domains=allow_test_domains)
     name = clean_name(name)
     now = to_text(utcnow())
     with db.atomic():
