@@ -18,10 +18,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -202,15 +201,12 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
 
     public_url = raw("DIGEST_PUBLIC_URL")
     if public_url is not None:
-        parts = urlsplit(public_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"DIGEST_PUBLIC_URL: not an http(s) URL: {public_url!r}")
-        public_url = public_url.rstrip("/")
+        public_url = _public_url(public_url)
 
     mailto = raw("DIGEST_UNSUBSCRIBE_MAILTO")
     if mailto is not None:
-        mailto = mailto.removeprefix("mailto:")
-        parse_address("DIGEST_UNSUBSCRIBE_MAILTO", mailto)
+        # Only the normalised address goes into List-Unsubscribe, never the raw text.
+        mailto = parse_address("DIGEST_UNSUBSCRIBE_MAILTO", mailto.removeprefix("mailto:")).addr_spec
 
     code_style = raw("DIGEST_CODE_STYLE") or Settings.code_style
     _check_code_style(code_style)
@@ -329,14 +325,79 @@ def _boolean(key: str, value: str | None, default: bool) -> bool:
     raise ConfigError(f"{key}: must be true or false, not {value!r}")
 
 
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_HOSTNAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}")
+
+
 def parse_address(key: str, value: str) -> Address:
-    if "\r" in value or "\n" in value:
+    """``Name <addr>`` or ``addr`` as an Address with its domain in ASCII (IDNA) form.
+
+    Strict on purpose: exactly one address, an ASCII local part (digest
+    does not send from internationalised addresses, which need SMTPUTF8 on
+    every hop) and a real host name. The display name is untrusted text that
+    headers.py cleans and encodes.
+    """
+    if any(c in value for c in "\r\n\x00"):
         raise ConfigError(f"{key}: must be a single line")
-    name, addr = parseaddr(value)
-    local, at, domain = addr.rpartition("@")
-    if not at or not local or "." not in domain or " " in addr:
-        raise ConfigError(f"{key}: not an email address: {value!r}", hint="e.g. 'My Blog <news@example.com>'")
+    example = "e.g. 'My Blog <news@example.com>'"
+    name, addr = "", value.strip()
+    if addr.endswith(">") and "<" in addr:
+        name, _, addr = addr[:-1].rpartition("<")
+        name = name.strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    local, at, domain = addr.strip().rpartition("@")
+    if not at or not local or not domain or any(c in addr for c in ' <>,;"()[]\\\t'):
+        raise ConfigError(f"{key}: not an email address (one, as Name <addr> or addr): {value!r}", hint=example)
+    if not local.isascii():
+        raise ConfigError(
+            f"{key}: the part before @ must be ASCII in {value!r}",
+            hint="a non-ASCII local part needs SMTPUTF8 on every server on the way; use an ASCII address",
+        )
+    if not _DOT_ATOM.fullmatch(local) or len(local) > 64:
+        raise ConfigError(f"{key}: not an email address: {value!r}", hint=example)
+    from digest.headers import ascii_domain
+
+    try:
+        domain = ascii_domain(domain)
+    except ValueError:
+        raise ConfigError(f"{key}: not a valid domain name in {value!r}", hint=example) from None
+    if not _HOSTNAME.fullmatch(domain) or len(domain) > 253:
+        raise ConfigError(f"{key}: not a valid domain name in {value!r}", hint=example)
     return Address(display_name=name, username=local, domain=domain)
+
+
+def _public_url(value: str) -> str:
+    """DIGEST_PUBLIC_URL, checked: every unsubscribe link and List-Unsubscribe header is built from it."""
+    key = "DIGEST_PUBLIC_URL"
+    hint = "e.g. https://example.com/digest (no query, fragment or user name)"
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ConfigError(f"{key}: must not contain spaces or control characters: {value!r}", hint=hint)
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}: not an http(s) URL: {value!r}", hint=hint)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigError(f"{key}: must not have a query or fragment: {value!r}", hint=hint)
+    if "@" in parts.netloc:
+        raise ConfigError(f"{key}: must not contain a user name or password: {value!r}", hint=hint)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{key}: bad port in {value!r}", hint=hint) from None
+    from digest.headers import ascii_domain
+
+    host = parts.hostname
+    try:
+        ascii_host = host if host.startswith("[") or ":" in host else ascii_domain(host)
+    except ValueError:
+        raise ConfigError(f"{key}: not a valid host name in {value!r}", hint=hint) from None
+    if not (ascii_host.isascii() and (":" in ascii_host or re.fullmatch(r"[A-Za-z0-9.-]+", ascii_host))):
+        raise ConfigError(f"{key}: not a valid host name in {value!r}", hint=hint)
+    netloc = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    if port is not None:
+        netloc += f":{port}"
+    path = quote(parts.path, safe="/%!$&'()*+,;=:@~-._")
+    return f"{parts.scheme.lower()}://{netloc}{path}".rstrip("/")
 
 
 def _first_run(value: str | None) -> FirstRunPolicy:

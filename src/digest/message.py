@@ -21,19 +21,16 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.headerregistry import Address
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
-from digest import tokens
+from digest import headers, tokens
 from digest.render import RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
-from digest.subscribers import clean_name
 
-_POLICY = policy.SMTP
-_POLICY_UTF8 = policy.SMTPUTF8
-MAX_NAME_CHARS = 100
+MAX_NAME_CHARS = headers.MAX_NAME
 
 
 class Signer(Protocol):
@@ -43,16 +40,10 @@ class Signer(Protocol):
 
 
 def header(name: str, value: str | Address) -> bytes:
-    """One header, folded and RFC 2047-encoded as needed, CRLF-terminated."""
-    if isinstance(value, str):
-        value = " ".join(value.replace("\r", " ").replace("\n", " ").split())
-    folded: str = _POLICY.header_factory(name, value).fold(policy=_POLICY)
-    if not (isinstance(value, Address) and not value.addr_spec.isascii()):
-        return folded.encode("ascii")
-    # Only an internationalised address (a non-ASCII local part) gets here:
-    # such mail needs SMTPUTF8 anyway, which the transport asks for.
-    folded_utf8: str = _POLICY_UTF8.header_factory(name, value).fold(policy=_POLICY_UTF8)
-    return folded_utf8.encode("utf-8")
+    """One header from untrusted text or an Address, cleaned and encoded by headers.py."""
+    if isinstance(value, Address):
+        return headers.address(name, value.display_name, value.addr_spec)
+    return headers.unstructured(name, value)
 
 
 def _qp(text: str) -> bytes:
@@ -90,19 +81,9 @@ class EncodedBody:
         return b"".join(out)
 
 
-# A display name made only of these needs no quoting or encoding (RFC 5322 atoms).
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
-
-
 def to_header(email: str, name: str | None) -> bytes:
-    """The To header for one recipient; the email package only for unusual names."""
-    display = (clean_name(name) or "")[:MAX_NAME_CHARS]
-    if email.isascii() and _PLAIN_NAME.fullmatch(display) and len(display) + len(email) < 70:
-        return f"To: {display} <{email}>\r\n".encode() if display else f"To: {email}\r\n".encode()
-    local, _, domain = email.rpartition("@")
-    # A display name is one unbreakable quoted string when folded: it is
-    # capped (above) so the To line stays far below the 998-octet limit.
-    return header("To", Address(display_name=display, username=local, domain=domain))
+    """The To header for one recipient (headers.address: cheap, whatever the script)."""
+    return headers.address("To", name, email)
 
 
 @dataclass(frozen=True)
@@ -170,8 +151,8 @@ class PreparedMessage:
         message_id = self.message_id(recipient)
         unsubscribe = [f"<{url}>"]
         if self.mailto:
-            unsubscribe.append(f"<mailto:{self.mailto}?subject=unsubscribe>")
-        headers = (
+            unsubscribe.append(f"<mailto:{quote(headers.addr_spec(self.mailto), safe='@')}?subject=unsubscribe>")
+        head = (
             self.sender_headers
             + to_header(recipient.email, recipient.name)
             + b"Date: " + format_datetime(now).encode("ascii") + b"\r\n"
@@ -184,14 +165,15 @@ class PreparedMessage:
         part_head = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         text_body, html_body = self.bodies
         data = b"".join((
-            headers, b"\r\n",
+            head, b"\r\n",
             boundary, b"\r\n", part_head % b"plain", text_body.fill(text_values), b"\r\n",
             boundary, b"\r\n", part_head % b"html", html_body.fill(html_values), b"\r\n",
             boundary, b"--\r\n",
         ))  # fmt: skip
         if self.signer is not None:
             data = self.signer(data) + data
-        return OutgoingMessage(recipient=recipient.email, message_id=message_id, data=data)
+        # The envelope gets the ASCII (IDNA) domain too: only a non-ASCII local part needs SMTPUTF8.
+        return OutgoingMessage(recipient=headers.addr_spec(recipient.email), message_id=message_id, data=data)
 
 
 def prepare_message(
@@ -209,10 +191,12 @@ def prepare_message(
     signer: Signer | None = None,
 ) -> PreparedMessage:
     boundary = "=_digest_" + secrets.token_hex(12)
+    # Header text: the domain in ASCII (IDNA) form, everywhere it appears.
+    sender = Address(sender.display_name, sender.username, headers.ascii_domain(sender.domain))
     list_label = f"digest.{sender.domain}"
     static = (
         header("Subject", subject)
-        + header("List-Id", f"{' '.join(list_name.split()) or 'digest'} <{list_label}>")
+        + headers.named("List-Id", list_name or "digest", list_label)
         + b"MIME-Version: 1.0\r\n"
         + b"Auto-Submitted: auto-generated\r\n"
         + b'Content-Type: multipart/alternative; boundary="' + boundary.encode("ascii") + b'"\r\n'
