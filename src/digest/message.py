@@ -3,7 +3,7 @@
 ``prepare_message`` does everything that is the same for every recipient: the
 headers that do not change, the MIME skeleton, and the quoted-printable
 encoding of the text and HTML bodies. Each body is cut at its placeholders
-(``render.UNSUBSCRIBE_PLACEHOLDER``, ``render.RECIPIENT_PLACEHOLDER``) and the
+(placeholders.py: random per digest, so feed text never matches one) and the
 pieces are encoded once. ``PreparedMessage.personalise`` then only encodes the
 recipient's values and joins bytes, with a soft line break (``=`` CRLF) on
 each side of every value: a decoder removes those, so a placeholder can never
@@ -19,6 +19,7 @@ import hashlib
 import html
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
@@ -28,7 +29,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from digest import headers, tokens
-from digest.render import RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
+from digest.placeholders import LEGACY, Placeholders
 
 MAX_NAME_CHARS = headers.MAX_NAME
 
@@ -52,7 +53,6 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\n", b"\r\n")
 
 
-_PLACEHOLDERS = re.compile(f"({re.escape(UNSUBSCRIBE_PLACEHOLDER)}|{re.escape(RECIPIENT_PLACEHOLDER)})")
 _SOFT_BREAK = b"=\r\n"
 
 
@@ -66,12 +66,13 @@ class EncodedBody:
     pieces: tuple[bytes | str, ...]
 
     @classmethod
-    def encode(cls, text: str) -> EncodedBody:
+    def encode(cls, text: str, placeholders: Placeholders) -> EncodedBody:
         normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-        parts = _PLACEHOLDERS.split(normalised)
+        holes = re.compile(f"({re.escape(placeholders.unsubscribe)}|{re.escape(placeholders.recipient)})")
+        parts = holes.split(normalised)
         return cls(tuple(_qp(part) if n % 2 == 0 else part for n, part in enumerate(parts)))
 
-    def fill(self, values: dict[str, bytes]) -> bytes:
+    def fill(self, values: Mapping[str, bytes]) -> bytes:
         out: list[bytes] = []
         for piece in self.pieces:
             if isinstance(piece, str):
@@ -114,11 +115,13 @@ class PreparedMessage:
     secret: str
     mailto: str | None
     signer: Signer | None = None
+    placeholders: Placeholders = LEGACY
     bodies: tuple[EncodedBody, EncodedBody] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The expensive part, once per digest: encode text and HTML around the holes.
-        object.__setattr__(self, "bodies", (EncodedBody.encode(self.text), EncodedBody.encode(self.html)))
+        bodies = (EncodedBody.encode(self.text, self.placeholders), EncodedBody.encode(self.html, self.placeholders))
+        object.__setattr__(self, "bodies", bodies)
 
     def unsubscribe_url(self, token: str) -> str:
         link = tokens.link_token(self.secret, token)
@@ -133,7 +136,8 @@ class PreparedMessage:
 
     def personal_values(self, recipient: Recipient) -> dict[str, str]:
         """What each placeholder stands for in ``recipient``'s copy (plain text: HTML escapes it)."""
-        return {UNSUBSCRIBE_PLACEHOLDER: self.unsubscribe_url(recipient.token), RECIPIENT_PLACEHOLDER: recipient.email}
+        marks = self.placeholders
+        return {marks.unsubscribe: self.unsubscribe_url(recipient.token), marks.recipient: recipient.email}
 
     def personal_bodies(self, recipient: Recipient) -> tuple[str, str]:
         """``recipient``'s text and HTML bodies, decoded (for previews; sending uses ``personalise``)."""
@@ -145,7 +149,7 @@ class PreparedMessage:
 
     def personalise(self, recipient: Recipient, now: datetime) -> OutgoingMessage:
         values = self.personal_values(recipient)
-        url = values[UNSUBSCRIBE_PLACEHOLDER]
+        url = values[self.placeholders.unsubscribe]
         text_values = {name: _qp(value) for name, value in values.items()}
         html_values = {name: _qp(html.escape(value)) for name, value in values.items()}
         message_id = self.message_id(recipient)
@@ -189,7 +193,9 @@ def prepare_message(
     reply_to: Address | None = None,
     mailto: str | None = None,
     signer: Signer | None = None,
+    placeholders: Placeholders | None = None,
 ) -> PreparedMessage:
+    """``placeholders``: those the digest was rendered with (the fixed legacy ones when None)."""
     boundary = "=_digest_" + secrets.token_hex(12)
     # Header text: the domain in ASCII (IDNA) form, everywhere it appears.
     sender = Address(sender.display_name, sender.username, headers.ascii_domain(sender.domain))
@@ -213,6 +219,7 @@ def prepare_message(
         secret=secret,
         mailto=mailto,
         signer=signer,
+        placeholders=placeholders or LEGACY,
     )
 
 

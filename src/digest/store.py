@@ -130,7 +130,18 @@ def _migration_3(db: Database) -> None:
     db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3)
+def _migration_digest_placeholders(db: Database) -> None:
+    # The random nonce of a digest's personal placeholders (placeholders.py):
+    # a resumed send fills in the same strings. NULL: a digest from before, with the fixed ones.
+    db.execute("ALTER TABLE digests ADD COLUMN placeholder_nonce TEXT")
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_digest_placeholders,
+)
 
 
 def _migrate(db: Database) -> None:
@@ -444,7 +455,9 @@ def digest_entries(db: Database, digest_id: int) -> list[StoredEntry]:
 # --- digests and deliveries ---------------------------------------------------
 
 
-def create_digest(db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int]) -> int:
+def create_digest(
+    db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int], placeholder_nonce: str = ""
+) -> int:
     """Insert a pending digest and assign its entries, in one transaction.
 
     Raises StoreError if any entry was assigned elsewhere meanwhile, so an
@@ -453,8 +466,9 @@ def create_digest(db: Database, subject: str, html: str, text: str, entry_ids: I
     ids = list(entry_ids)
     with db.atomic():
         cursor = db.execute(
-            "INSERT INTO digests (created, subject, status, html, text, entry_count) VALUES (?, ?, 'pending', ?, ?, ?)",
-            [to_text(utcnow()), subject, html, text, len(ids)],
+            "INSERT INTO digests (created, subject, status, html, text, entry_count, placeholder_nonce)"
+            " VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+            [to_text(utcnow()), subject, html, text, len(ids), placeholder_nonce or None],
         )
         digest_id = int(cursor.lastrowid or 0)
         for entry_id in ids:
