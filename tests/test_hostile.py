@@ -252,3 +252,59 @@ def test_a_long_subject_is_capped(env: dict[str, str]) -> None:
     assert result.exit_code == 0, result.output
     subject = next(line for line in result.output.splitlines() if "word word" in line)
     assert subject.count("word") < 40
+
+
+FORMULA_NAMES = ["=HYPERLINK(\"https://evil.example\",\"x\")", "+1+2", "-3", "@SUM(A1)", "'=quoted", "''+twice",
+                 "O'Brien", "plain"]  # fmt: skip
+
+
+def test_export_neutralises_formulas_and_import_of_it_gives_the_text_back(env: dict[str, str], tmp_path: Path) -> None:
+    addresses = [f"reader{n}@example.com" for n in range(len(FORMULA_NAMES))] + ["-dash@example.com"]
+    for address, name in zip(addresses, [*FORMULA_NAMES, "=cmd|' /C calc'!A0"], strict=True):
+        assert run_cli(["subscribers", "add", "--name", name, "--", address], env).exit_code == 0
+    export = tmp_path / "out.csv"
+    assert run_cli(["subscribers", "export", str(export)], env).exit_code == 0
+
+    import csv
+
+    with export.open(encoding="utf-8", newline="") as stream:
+        cells = [cell for row in csv.reader(stream) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert '\'=HYPERLINK("https://evil.example","x")' in cells and "'-dash@example.com" in cells
+    assert "''=quoted" in cells and "'''+twice" in cells and "O'Brien" in cells
+
+    fresh = {**env, "DIGEST_DB": str(tmp_path / "fresh.db")}
+    assert run_cli(["subscribers", "import", str(export)], fresh).exit_code == 0
+    again = tmp_path / "again.csv"
+    assert run_cli(["subscribers", "export", str(again)], fresh).exit_code == 0
+
+    def people(path: Path) -> list[tuple[str, str]]:
+        with path.open(encoding="utf-8", newline="") as stream:
+            return sorted((row["email"], row["name"]) for row in csv.DictReader(stream))
+
+    assert people(again) == people(export)
+    from digest import store
+
+    db = store.open_db(Path(fresh["DIGEST_DB"]))
+    try:
+        names = {row["email"]: row["name"] for row in db.query("SELECT email, name FROM subscribers")}
+    finally:
+        db.close()
+    assert names["-dash@example.com"] == "=cmd|' /C calc'!A0"
+    assert [names[a] for a in addresses[:-1]] == FORMULA_NAMES
+
+
+def test_a_headerless_csv_whose_first_row_has_no_name_keeps_later_names(env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "bare.csv"
+    source.write_text("first@example.com\nsecond@example.com,Second Person\n", encoding="utf-8")
+
+    assert run_cli(["subscribers", "import", str(source)], env).exit_code == 0
+
+    from digest import store
+
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        names = {row["email"]: row["name"] for row in db.query("SELECT email, name FROM subscribers")}
+    finally:
+        db.close()
+    assert names == {"first@example.com": None, "second@example.com": "Second Person"}
