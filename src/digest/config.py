@@ -13,6 +13,7 @@ against the working directory.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ _UNIT_SECONDS = {
     "h": 3600, "hr": 3600, "hrs": 3600,
     "d": 86400, "day": 86400, "days": 86400,
 }  # fmt: skip
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # TAB is allowed (an SMTP password may have one)
+_MAX_SECONDS = 366 * 86400.0  # no interval or timeout needs more than a year
 _SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
@@ -156,12 +159,16 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         if value is None:
             return None
         value = value.strip()
+        if _CONTROL.search(value):
+            raise ConfigError(f"{key}: must not contain control characters: {value!r}")
         return value or None
 
     def resolved(key: str, value: str) -> Path:
         # A relative path is relative to where it was set: the working
         # directory for the environment, the env file's folder for the file.
         path = Path(value).expanduser()
+        if len(value) > 4000 or any(len(part) > 255 for part in path.parts):
+            raise ConfigError(f"{key}: not a usable path (too long): {value!r}")
         if path.is_absolute():
             return path
         return (Path.cwd() if key in environ else base_dir) / path
@@ -189,7 +196,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     timezone = raw("DIGEST_TIMEZONE") or "UTC"
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(f"DIGEST_TIMEZONE: unknown time zone {timezone!r}", hint="e.g. Europe/Paris") from None
 
     sender = raw("DIGEST_FROM")
@@ -277,6 +284,8 @@ def parse_duration(text: str) -> float:
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"must be more than zero, not {text!r}")
+    if seconds > _MAX_SECONDS:
+        raise ValueError(f"must be at most 366 days, not {text!r}")
     return seconds
 
 
@@ -292,12 +301,14 @@ def _duration(key: str, value: str | None, default: float) -> float:
 def _integer(key: str, value: str | None, default: int, *, minimum: int, maximum: int | None = None) -> int:
     if value is None:
         return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
     try:
         number = int(value.replace("_", ""))
     except ValueError:
         raise ConfigError(f"{key}: not a whole number: {value!r}") from None
+    if len(str(abs(number))) > 15:
+        raise ConfigError(f"{key}: must be {bounds} (and sane), not {value!r}")
     if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(f"{key}: must be {bounds}, not {number}")
     return number
 
@@ -309,6 +320,8 @@ def _number(key: str, value: str | None, default: float) -> float:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{key}: not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: must be a finite number, not {value!r}")
     if number < 0:
         raise ConfigError(f"{key}: must not be negative, not {value}")
     return number
