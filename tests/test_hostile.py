@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 import subprocess
 from pathlib import Path
 
 import dkim
 import pytest
 
-from conftest import SmtpServer, run_cli, settings_from
+from conftest import SmtpServer, run_cli, settings_from, start_smtp
 from digest.errors import ConfigError
 
 EW_CRLF = "=?utf-8?q?Notes=0D=0ABcc:_x@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0Aowned?="
@@ -308,3 +309,52 @@ def test_a_headerless_csv_whose_first_row_has_no_name_keeps_later_names(env: dic
     finally:
         db.close()
     assert names == {"first@example.com": None, "second@example.com": "Second Person"}
+
+
+# --- SMTP hints that fit the cause -------------------------------------------------------
+
+
+@pytest.fixture
+def tls_context(tmp_path: Path) -> ssl.SSLContext:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", "/CN=127.0.0.1", "-days", "1"], check=True, capture_output=True)  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def test_a_530_asking_for_starttls_suggests_smtp_security_starttls(
+    env: dict[str, str], tls_context: ssl.SSLContext
+) -> None:
+    server = start_smtp(tls_context=tls_context, require_starttls=True)
+    try:
+        environ = {**env, "SMTP_PORT": str(server.port), "SMTP_SECURITY": "none"}
+        assert run_cli(["subscribers", "add", "ada@example.com"], environ).exit_code == 0
+        result = run_cli(["send"], environ)
+    finally:
+        server.controller.stop()
+    assert result.exit_code == 1
+    assert "530" in result.output and "set SMTP_SECURITY=starttls" in result.output, result.output
+    assert server.received == []
+
+
+def test_a_username_without_auth_on_offer_says_so(smtp_env: dict[str, str]) -> None:
+    environ = {**smtp_env, "SMTP_USERNAME": "news", "SMTP_PASSWORD": "pw-not-shown", "SMTP_SECURITY": "none"}
+    assert run_cli(["subscribers", "add", "ada@example.com"], environ).exit_code == 0
+
+    result = run_cli(["send"], environ)
+
+    assert result.exit_code == 1
+    assert "offers no AUTH, but SMTP_USERNAME is set" in result.output, result.output
+    assert "pw-not-shown" not in result.output
+
+
+def test_no_starttls_on_a_local_relay_port_suggests_smtp_security_none(smtp_env: dict[str, str]) -> None:
+    from digest.mailer import starttls_hint
+
+    assert run_cli(["subscribers", "add", "ada@example.com"], smtp_env).exit_code == 0
+    result = run_cli(["send"], {**smtp_env, "SMTP_SECURITY": "starttls"})
+    assert "does not offer STARTTLS" in result.output and result.exit_code == 1, result.output
+    assert starttls_hint(25) == starttls_hint(1025) == "a local relay often has no TLS: set SMTP_SECURITY=none"
+    assert "SMTP_SECURITY=ssl" in starttls_hint(587)
