@@ -358,3 +358,47 @@ def test_no_starttls_on_a_local_relay_port_suggests_smtp_security_none(smtp_env:
     assert "does not offer STARTTLS" in result.output and result.exit_code == 1, result.output
     assert starttls_hint(25) == starttls_hint(1025) == "a local relay often has no TLS: set SMTP_SECURITY=none"
     assert "SMTP_SECURITY=ssl" in starttls_hint(587)
+
+
+# --- a busy, damaged or full database ------------------------------------------------------
+
+
+def test_subscribers_add_waits_for_a_database_busy_with_another_writer(env: dict[str, str]) -> None:
+    import sqlite3
+    import threading
+
+    assert run_cli(["subscribers", "add", "first@example.com"], env).exit_code == 0
+    other = sqlite3.connect(env["DIGEST_DB"], isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock ...
+    other.execute("INSERT INTO state (key, value) VALUES ('writer', 'busy')")
+    holding = threading.Timer(1.0, lambda: other.execute("COMMIT"))  # ... for a second
+    holding.start()
+    try:
+        result = run_cli(["subscribers", "add", "second@example.com"], env)
+    finally:
+        holding.join()
+        other.close()
+    assert result.exit_code == 0, result.output
+    assert "Added second@example.com" in result.output
+
+
+def test_a_damaged_database_is_one_line_that_says_running_again_will_not_fix_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"this is not SQLite at all " * 200)
+    for command in (["status"], ["send", "--dry-run"], ["subscribers", "add", "ada@example.com"]):
+        result = run_cli(command, {**env, "DIGEST_DB": str(damaged)})
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "damaged; running again will not fix it" in lines[0], result.output
+
+
+def test_sqlite_errors_get_the_hint_for_their_cause() -> None:
+    import sqlite3
+
+    from digest.store import sqlite_hint
+
+    assert "disk is full" in sqlite_hint(sqlite3.OperationalError("database or disk is full"))
+    assert "another process" in sqlite_hint(sqlite3.OperationalError("database is locked"))
+    assert "will not fix" in sqlite_hint(sqlite3.DatabaseError("database disk image is malformed"))

@@ -67,7 +67,7 @@ class DigestGroup(click.Group):
         except sqlite3.Error as exc:
             # A database that is locked past the busy timeout, full or damaged
             # mid-command: a runtime failure to report, not a bug to trace.
-            click.echo(f"Error: database error: {exc} (what was already recorded is kept; run it again)", err=True)
+            click.echo(f"Error: database error: {exc} ({store.sqlite_hint(exc)})", err=True)
             ctx.exit(1)
 
 

@@ -8,6 +8,7 @@ change or none of it. Subscriber operations live in subscribers.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -180,9 +181,46 @@ def open_db(path: Path) -> Database:
         # cut can lose the last commits, which the send log tolerates.
         return _configure(conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise StoreError(f"cannot open database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
     except OSError as exc:
         raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def sqlite_hint(exc: sqlite3.Error, path: Path | None = None) -> str:
+    """What to do about a SQLite error, by its cause (a damaged file is not fixed by running again)."""
+    text = str(exc).lower()
+    where = f" {path}" if path else ""
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"the database file{where} is damaged; running again will not fix it: restore a backup, "
+                "or move the file aside to start afresh (subscribers are lost unless exported)")  # fmt: skip
+    if "full" in text:
+        return "the disk is full: free some space, then run it again (what was recorded is kept)"
+    if "locked" in text or "busy" in text:
+        return "another process is writing to the database; run it again when it has finished"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"check that the database{where} and its folder are writable by this user"
+    return "what was already recorded is kept; run it again"
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """A transaction that takes the write lock first (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes while another process
+    writes gets "database is locked" at once, without busy_timeout's wait;
+    taking the lock first waits like every other command.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 def open_snapshot(path: Path) -> Database:
@@ -200,7 +238,7 @@ def open_snapshot(path: Path) -> Database:
                 source.close()
         except sqlite3.DatabaseError as exc:
             memory.close()
-            raise StoreError(f"cannot read database {path}: {exc}") from None
+            raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
     return _configure(memory)
 
 
