@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from digest import __version__, pipeline, scheduler, store, subscribers, web
+from digest import __version__, pipeline, scheduler, signals, store, subscribers, web
 from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
@@ -198,10 +198,12 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
                    "nothing was recorded.")  # fmt: skip
         return
     progress = SendProgress()
-    try:
-        outcome = pipeline.send(settings, progress=progress)
-    finally:
-        progress.close()
+    with signals.stop_on_signals() as stop:
+        try:
+            outcome = pipeline.send(settings, progress=progress, stop=stop.event)
+        finally:
+            progress.close()
+    interrupted = f"; interrupted by {stop.signal.name}" if stop.signal else ""
     for feed in outcome.feeds:
         if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
@@ -211,7 +213,7 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
         verb = "Resumed" if r.resumed else "Sent"
         click.echo(
             f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {r.sent} sent, {r.failed} failed, "
-            f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s"
+            f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s{interrupted}"
         )
         if r.bounced:
             click.echo(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
@@ -223,6 +225,10 @@ def send(app: App, dry_run: bool, output: Path | None, to_email: str | None, ope
             reason = f"{r.deferred} deferred after temporary failures" if r.deferred else "stopped early"
             click.echo(f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
                        "the next `digest send` retries them only.")  # fmt: skip
+    if stop.signal is not None:
+        if not outcome.digests:
+            click.echo(f"Interrupted by {stop.signal.name} before any digest was sent.")
+        click.get_current_context().exit(stop.exit_code)
 
 
 def _dry_run(settings: Settings, output: Path | None, open_browser: bool) -> None:
