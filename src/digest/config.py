@@ -41,6 +41,8 @@ _UNIT_SECONDS = {
     "d": 86400, "day": 86400, "days": 86400,
 }  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # TAB is allowed (an SMTP password may have one)
+_CONTROL_ANY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # ... and line breaks, for these keys:
+_MULTILINE_KEYS = frozenset({"DIGEST_SUBJECT", "DIGEST_POSTAL_ADDRESS", "DIGEST_FEED_URL"})
 _MAX_SECONDS = 366 * 86400.0  # no interval or timeout needs more than a year
 _SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
@@ -159,7 +161,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         if value is None:
             return None
         value = value.strip()
-        if _CONTROL.search(value):
+        if (_CONTROL_ANY if key in _MULTILINE_KEYS else _CONTROL).search(value):
             raise ConfigError(f"{key}: must not contain control characters: {value!r}")
         return value or None
 
