@@ -272,7 +272,7 @@ def run(app: App) -> None:
     """
     settings = app.settings
     _configure_logging(settings, app.verbose, daemon=True)
-    scheduler.run_daemon(settings)
+    scheduler.run_daemon(settings, reload=lambda: load_settings(app.env_file).with_db(app.db_path))
 
 
 def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
