@@ -402,3 +402,21 @@ def test_sqlite_errors_get_the_hint_for_their_cause() -> None:
     assert "disk is full" in sqlite_hint(sqlite3.OperationalError("database or disk is full"))
     assert "another process" in sqlite_hint(sqlite3.OperationalError("database is locked"))
     assert "will not fix" in sqlite_hint(sqlite3.DatabaseError("database disk image is malformed"))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_for_the_lock_file_or_the_preview_folder_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    db = Path(env["DIGEST_DB"])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    (db.parent / (db.name + ".lock")).symlink_to("/dev/full")  # every write: ENOSPC
+    result = run_cli(["send"], env)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert result.output.startswith("Error: cannot write lock file ")  # /dev/full refuses even the truncate
+
+    preview = tmp_path / "preview"
+    preview.mkdir()
+    (preview / "digest.html").symlink_to("/dev/full")
+    result = run_cli(["send", "--dry-run", "--output", str(preview)], {**env, "DIGEST_DB": str(tmp_path / "p.db")})
+    assert result.exit_code == 2, result.output
+    assert "--output: cannot write" in result.output and "the disk is full" in result.output

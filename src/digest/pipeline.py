@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import secrets
@@ -435,7 +436,8 @@ def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recip
         files["text"].write_text(text, encoding="utf-8")
         files["eml"].write_bytes(eml)
     except OSError as exc:
-        raise InputError(f"--output: cannot write to {output_dir}: {exc.strerror}") from None
+        hint = "the disk is full: free some space, or choose another --output" if exc.errno == errno.ENOSPC else None
+        raise InputError(f"--output: cannot write to {output_dir}: {exc.strerror}", hint=hint) from None
     return files
 
 
