@@ -311,3 +311,26 @@ def test_bad_configuration_exits_2_with_one_line(daemon_env: dict[str, str]) -> 
         assert result.exit_code == 2, (key, result.output)
         (line,) = result.output.strip().splitlines()
         assert line.startswith(expected), line
+
+
+def test_sighup_rereads_the_configuration_and_keeps_the_old_one_when_the_new_is_bad(
+    daemon_env: dict[str, str], daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    env_file = tmp_path / "digest.env"
+    env_file.write_text("DIGEST_SCHEDULE=every 2s\n", encoding="utf-8")
+    environ = {k: v for k, v in daemon_env.items() if k != "DIGEST_SCHEDULE"}  # the file's value counts
+    daemon = daemons(environ, "--env", str(env_file))
+    daemon.wait_for_log(r"digest run started.*sends on 'every 2s'")
+
+    env_file.write_text("DIGEST_SCHEDULE=every fortnight-ish\n", encoding="utf-8")
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_for_log(r"SIGHUP: new configuration refused, keeping the running one: DIGEST_SCHEDULE: ")
+    assert daemon.process.poll() is None  # still running, on the old configuration
+
+    env_file.write_text("DIGEST_SCHEDULE=every 3s\n", encoding="utf-8")
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_for_log(r"SIGHUP: configuration reloaded; .*sends on 'every 3s'")
+
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log
+    assert daemon.count("new configuration refused") == 1

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from digest import __version__, exitcodes, pipeline, scheduler, store, subscribers, web
+from digest import __version__, exitcodes, pipeline, scheduler, signals, store, subscribers, web
 from digest.cli_feeds import feeds_group
 from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
@@ -70,7 +70,7 @@ class DigestGroup(click.Group):
         except sqlite3.Error as exc:
             # A database that is locked past the busy timeout, full or damaged
             # mid-command: a runtime failure to report, not a bug to trace.
-            click.echo(f"Error: database error: {exc} (what was already recorded is kept; run it again)", err=True)
+            click.echo(f"Error: database error: {exc} ({store.sqlite_hint(exc)})", err=True)
             ctx.exit(1)
 
 
@@ -210,7 +210,10 @@ def send(
     """
     settings = app.settings
     if dry_run:
-        sys.exit(_dry_run(settings, output, open_browser, as_json))
+        code = _dry_run(settings, output, open_browser, as_json)
+        if code and not as_json:
+            click.echo(f"Error: a feed could not be read, so this preview may lack its posts (exit {code})", err=True)
+        sys.exit(code)
     if output or open_browser:
         raise click.UsageError("--output and --open go with --dry-run")
     if digest_id is not None and not to_email:
@@ -219,16 +222,20 @@ def send(
         _test_send(settings, to_email, digest_id, as_json)
         return
     progress = SendProgress()
-    try:
-        outcome = pipeline.send(settings, progress=progress)
-    finally:
-        progress.close()
+    with signals.stop_on_signals() as stop:
+        try:
+            outcome = pipeline.send(settings, progress=progress, stop=stop.event)
+        finally:
+            progress.close()
+    interrupted = f"; interrupted by {stop.signal.name}" if stop.signal else ""
     feeds_failed = sum(1 for feed in outcome.feeds if feed.failed)
     code = exitcodes.for_send(
         feeds_failed=feeds_failed,
         failed=sum(r.failed for r in outcome.digests),
         still_owed=sum(r.remaining for r in outcome.digests),
     )
+    if stop.signal is not None:
+        code = stop.exit_code
     if as_json:
         click.echo(json.dumps(_send_json(outcome, code), indent=2))
         sys.exit(code)
@@ -236,12 +243,16 @@ def send(
     if not outcome.digests:
         click.echo("Nothing new to send.")
     for r in outcome.digests:
-        for line in _send_report_lines(r):
+        for line in _send_report_lines(r, interrupted):
             click.echo(line)
         for error in r.errors[:10]:
             click.echo(f"  failed: {error}", err=True)
         if len(r.errors) > 10:
             click.echo(f"  ... and {len(r.errors) - 10} more (see `digest status`)", err=True)
+    if stop.signal is not None:
+        if not outcome.digests:
+            click.echo(f"Interrupted by {stop.signal.name} before any digest was sent.")
+        sys.exit(code)
     if code != exitcodes.OK:
         reasons = []
         if feeds_failed:
@@ -294,11 +305,11 @@ def _posts(count: int) -> str:
     return "1 post" if count == 1 else f"{count} posts"
 
 
-def _send_report_lines(r: pipeline.SendReport) -> list[str]:
+def _send_report_lines(r: pipeline.SendReport, interrupted: str = "") -> list[str]:
     verb = "Resumed" if r.resumed else "Sent"
     tally = f"{r.sent} sent, {r.failed} failed, {r.deferred} deferred"
     lines = [f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {tally}, "
-             f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s"]  # fmt: skip
+             f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s{interrupted}"]  # fmt: skip
     if r.bounced:
         lines.append(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
     if not r.finished:
@@ -379,7 +390,7 @@ def run(app: App) -> None:
     """
     settings = app.settings
     _configure_logging(settings, app.verbose, daemon=True)
-    scheduler.run_daemon(settings)
+    scheduler.run_daemon(settings, reload=lambda: load_settings(app.env_file).with_db(app.db_path))
 
 
 def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:

@@ -20,7 +20,7 @@ import click
 from sqlite_utils import Database
 
 from digest import store, subscribers
-from digest.csvimport import ImportReport, import_csv
+from digest.csvimport import ImportReport, export_cell, import_csv
 from digest.errors import InputError
 from digest.subscribers import EXPORT_FIELDS, STATUSES
 
@@ -105,7 +105,7 @@ def _write_csv(stream: IO[str], rows: Iterator[dict[str, Any]]) -> int:
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({key: export_cell(value) for key, value in row.items()})  # no formula runs
         count += 1
     return count
 

@@ -13,15 +13,15 @@ against the working directory.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -41,6 +41,10 @@ _UNIT_SECONDS = {
     "h": 3600, "hr": 3600, "hrs": 3600,
     "d": 86400, "day": 86400, "days": 86400,
 }  # fmt: skip
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # TAB is allowed (an SMTP password may have one)
+_CONTROL_ANY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # ... and line breaks, for these keys:
+_MULTILINE_KEYS = frozenset({"DIGEST_SUBJECT", "DIGEST_POSTAL_ADDRESS", "DIGEST_FEED_URL"})
+_MAX_SECONDS = 366 * 86400.0  # no interval or timeout needs more than a year
 _SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
@@ -162,12 +166,16 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         if value is None:
             return None
         value = value.strip()
+        if (_CONTROL_ANY if key in _MULTILINE_KEYS else _CONTROL).search(value):
+            raise ConfigError(f"{key}: must not contain control characters: {value!r}")
         return value or None
 
     def resolved(key: str, value: str) -> Path:
         # A relative path is relative to where it was set: the working
         # directory for the environment, the env file's folder for the file.
         path = Path(value).expanduser()
+        if len(value) > 4000 or any(len(part) > 255 for part in path.parts):
+            raise ConfigError(f"{key}: not a usable path (too long): {value!r}")
         if path.is_absolute():
             return path
         return (Path.cwd() if key in environ else base_dir) / path
@@ -195,7 +203,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     timezone = raw("DIGEST_TIMEZONE") or "UTC"
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(f"DIGEST_TIMEZONE: unknown time zone {timezone!r}", hint="e.g. Europe/Paris") from None
 
     sender = raw("DIGEST_FROM")
@@ -207,15 +215,12 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
 
     public_url = raw("DIGEST_PUBLIC_URL")
     if public_url is not None:
-        parts = urlsplit(public_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"DIGEST_PUBLIC_URL: not an http(s) URL: {public_url!r}")
-        public_url = public_url.rstrip("/")
+        public_url = _public_url(public_url)
 
     mailto = raw("DIGEST_UNSUBSCRIBE_MAILTO")
     if mailto is not None:
-        mailto = mailto.removeprefix("mailto:")
-        parse_address("DIGEST_UNSUBSCRIBE_MAILTO", mailto)
+        # Only the normalised address goes into List-Unsubscribe, never the raw text.
+        mailto = parse_address("DIGEST_UNSUBSCRIBE_MAILTO", mailto.removeprefix("mailto:")).addr_spec
 
     code_style = raw("DIGEST_CODE_STYLE") or Settings.code_style
     _check_code_style(code_style)
@@ -319,6 +324,8 @@ def parse_duration(text: str) -> float:
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"must be more than zero, not {text!r}")
+    if seconds > _MAX_SECONDS:
+        raise ValueError(f"must be at most 366 days, not {text!r}")
     return seconds
 
 
@@ -334,12 +341,14 @@ def _duration(key: str, value: str | None, default: float) -> float:
 def _integer(key: str, value: str | None, default: int, *, minimum: int, maximum: int | None = None) -> int:
     if value is None:
         return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
     try:
         number = int(value.replace("_", ""))
     except ValueError:
         raise ConfigError(f"{key}: not a whole number: {value!r}") from None
+    if len(str(abs(number))) > 15:
+        raise ConfigError(f"{key}: must be {bounds} (and sane), not {value!r}")
     if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(f"{key}: must be {bounds}, not {number}")
     return number
 
@@ -351,6 +360,8 @@ def _number(key: str, value: str | None, default: float) -> float:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{key}: not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: must be a finite number, not {value!r}")
     if number < 0:
         raise ConfigError(f"{key}: must not be negative, not {value}")
     return number
@@ -367,14 +378,79 @@ def _boolean(key: str, value: str | None, default: bool) -> bool:
     raise ConfigError(f"{key}: must be true or false, not {value!r}")
 
 
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_HOSTNAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}")
+
+
 def parse_address(key: str, value: str) -> Address:
-    if "\r" in value or "\n" in value:
+    """``Name <addr>`` or ``addr`` as an Address with its domain in ASCII (IDNA) form.
+
+    Strict on purpose: exactly one address, an ASCII local part (digest
+    does not send from internationalised addresses, which need SMTPUTF8 on
+    every hop) and a real host name. The display name is untrusted text that
+    headers.py cleans and encodes.
+    """
+    if any(c in value for c in "\r\n\x00"):
         raise ConfigError(f"{key}: must be a single line")
-    name, addr = parseaddr(value)
-    local, at, domain = addr.rpartition("@")
-    if not at or not local or "." not in domain or " " in addr:
-        raise ConfigError(f"{key}: not an email address: {value!r}", hint="e.g. 'My Blog <news@example.com>'")
+    example = "e.g. 'My Blog <news@example.com>'"
+    name, addr = "", value.strip()
+    if addr.endswith(">") and "<" in addr:
+        name, _, addr = addr[:-1].rpartition("<")
+        name = name.strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    local, at, domain = addr.strip().rpartition("@")
+    if not at or not local or not domain or any(c in addr for c in ' <>,;"()[]\\\t'):
+        raise ConfigError(f"{key}: not an email address (one, as Name <addr> or addr): {value!r}", hint=example)
+    if not local.isascii():
+        raise ConfigError(
+            f"{key}: the part before @ must be ASCII in {value!r}",
+            hint="a non-ASCII local part needs SMTPUTF8 on every server on the way; use an ASCII address",
+        )
+    if not _DOT_ATOM.fullmatch(local) or len(local) > 64:
+        raise ConfigError(f"{key}: not an email address: {value!r}", hint=example)
+    from digest.headers import ascii_domain
+
+    try:
+        domain = ascii_domain(domain)
+    except ValueError:
+        raise ConfigError(f"{key}: not a valid domain name in {value!r}", hint=example) from None
+    if not _HOSTNAME.fullmatch(domain) or len(domain) > 253:
+        raise ConfigError(f"{key}: not a valid domain name in {value!r}", hint=example)
     return Address(display_name=name, username=local, domain=domain)
+
+
+def _public_url(value: str) -> str:
+    """DIGEST_PUBLIC_URL, checked: every unsubscribe link and List-Unsubscribe header is built from it."""
+    key = "DIGEST_PUBLIC_URL"
+    hint = "e.g. https://example.com/digest (no query, fragment or user name)"
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ConfigError(f"{key}: must not contain spaces or control characters: {value!r}", hint=hint)
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}: not an http(s) URL: {value!r}", hint=hint)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigError(f"{key}: must not have a query or fragment: {value!r}", hint=hint)
+    if "@" in parts.netloc:
+        raise ConfigError(f"{key}: must not contain a user name or password: {value!r}", hint=hint)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{key}: bad port in {value!r}", hint=hint) from None
+    from digest.headers import ascii_domain
+
+    host = parts.hostname
+    try:
+        ascii_host = host if host.startswith("[") or ":" in host else ascii_domain(host)
+    except ValueError:
+        raise ConfigError(f"{key}: not a valid host name in {value!r}", hint=hint) from None
+    if not (ascii_host.isascii() and (":" in ascii_host or re.fullmatch(r"[A-Za-z0-9.-]+", ascii_host))):
+        raise ConfigError(f"{key}: not a valid host name in {value!r}", hint=hint)
+    netloc = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    if port is not None:
+        netloc += f":{port}"
+    path = quote(parts.path, safe="/%!$&'()*+,;=:@~-._")
+    return f"{parts.scheme.lower()}://{netloc}{path}".rstrip("/")
 
 
 def _first_run(value: str | None) -> FirstRunPolicy:

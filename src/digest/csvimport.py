@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,7 +172,8 @@ def _layout(path: Path, header: list[str]) -> tuple[_Layout, bool]:
     if email is None:
         if header and "@" in header[0]:
             # A bare list (address[, name]) without a header row.
-            return _Layout(email=0, name=1 if len(header) > 1 else None), False
+            # The name column is there even when the first row leaves it out.
+            return _Layout(email=0, name=1), False
         found = ", ".join(repr(h) for h in header[:8]) or "nothing"
         raise InputError(
             f"{path}: no email column in the header row (found {found})",
@@ -196,7 +198,27 @@ def _layout(path: Path, header: list[str]) -> tuple[_Layout, bool]:
 def _cell(row: list[str], index: int | None) -> str:
     if index is None or index >= len(row):
         return ""
-    return row[index].strip()
+    return import_cell(row[index].strip())
+
+
+# A cell a spreadsheet would run as a formula starts with one of these.
+# export_cell puts an apostrophe before such a value, and before one that
+# already starts with apostrophes then one of these, so import_cell can take
+# exactly one off again: the round trip through `export` and `import` is exact.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def export_cell(value: object) -> object:
+    """``value`` as a CSV cell no spreadsheet runs as a formula."""
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+def import_cell(value: str) -> str:
+    """The original text of a cell written by :func:`export_cell`."""
+    return value[1:] if _NEUTRALISED.match(value) else value
 
 
 def _row_status(row: list[str], layout: _Layout) -> str | None:

@@ -17,6 +17,11 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
+# A quoted value longer than this is shortened in a message: the line stays one readable line.
+_LONG_QUOTED = re.compile(r"'([^'\n]{60})[^'\n]{20,}'")
+
 
 class DigestError(Exception):
     """Base class: ``str(err)`` is the one line shown to the user."""
@@ -24,6 +29,7 @@ class DigestError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = _LONG_QUOTED.sub(lambda m: f"'{m.group(1)}...' (shortened)", message)
         super().__init__(message)
         self.message = message
         self.hint = hint

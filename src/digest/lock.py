@@ -7,6 +7,7 @@ the file's text (pid, host, start time) only serves the error message.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -41,11 +42,15 @@ def sender_lock(db_path: Path, purpose: str = "send") -> Iterator[None]:
                 f"{db_path} is in use by {holder}",
                 hint="only one digest process may send from a database at a time",
             ) from None
-        handle.seek(0)
-        handle.truncate()
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        handle.write(f"digest {purpose} (pid {os.getpid()} on {socket.gethostname()}, since {started})")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"digest {purpose} (pid {os.getpid()} on {socket.gethostname()}, since {started})")
+            handle.flush()
+        except OSError as exc:
+            hint = "the disk is full: free some space, then run it again" if exc.errno == errno.ENOSPC else None
+            raise StoreError(f"cannot write lock file {path}: {exc.strerror}", hint=hint) from None
         try:
             yield
         finally:

@@ -120,10 +120,15 @@ class SmtpTransport:
             smtp.ehlo()
             if s.smtp_security == "starttls":
                 if not smtp.has_extn("starttls"):
-                    hint = "set SMTP_SECURITY=ssl for port 465, or check SMTP_PORT"
-                    raise SendError(f"{self.where} does not offer STARTTLS", hint=hint)
+                    raise SendError(f"{self.where} does not offer STARTTLS", hint=starttls_hint(s.smtp_port))
                 smtp.starttls(context=self._context())
                 smtp.ehlo()
+            if s.smtp_username and not smtp.has_extn("auth"):
+                raise SendError(
+                    f"{self.where} offers no AUTH, but SMTP_USERNAME is set",
+                    hint="many servers offer AUTH only after TLS (SMTP_SECURITY=starttls or ssl); "
+                    "for a relay that needs no login, unset SMTP_USERNAME",
+                )
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password or "")
         except BaseException:
@@ -154,6 +159,22 @@ class SmtpTransport:
                 smtp.quit()
             except (OSError, smtplib.SMTPException):
                 smtp.close()
+
+
+def starttls_hint(port: int) -> str:
+    """What to try when the server offers no STARTTLS on ``port``."""
+    if port in (25, 1025):
+        return "a local relay often has no TLS: set SMTP_SECURITY=none"
+    return "set SMTP_SECURITY=ssl for port 465, or check SMTP_PORT"
+
+
+def sender_refused_hint(code: int, reply: str) -> str:
+    """The hint for a 5xx to MAIL FROM, by what the server asked for."""
+    if code == 530 and "starttls" in reply.lower():
+        return "the server wants TLS first: set SMTP_SECURITY=starttls"
+    if code == 530:
+        return "the server wants AUTH: set SMTP_USERNAME and SMTP_PASSWORD"
+    return "check DIGEST_FROM against what your provider allows"
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:
@@ -371,8 +392,7 @@ def _send_one(
         except smtplib.SMTPSenderRefused as exc:
             error = _describe(exc)
             if 500 <= exc.smtp_code < 600:
-                hint = ("the server wants AUTH: set SMTP_USERNAME and SMTP_PASSWORD" if exc.smtp_code == 530
-                        else "check DIGEST_FROM against what your provider allows")  # fmt: skip
+                hint = sender_refused_hint(exc.smtp_code, _reply(exc.smtp_error))
                 raise SendError(f"SMTP server refused the sender {sender}: {error}", hint=hint) from None
             transport.reset()
         except smtplib.SMTPResponseException as exc:

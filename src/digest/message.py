@@ -3,7 +3,7 @@
 ``prepare_message`` does everything that is the same for every recipient: the
 headers that do not change, the MIME skeleton, and the quoted-printable
 encoding of the text and HTML bodies. Each body is cut at its placeholders
-(``render.UNSUBSCRIBE_PLACEHOLDER``, ``render.RECIPIENT_PLACEHOLDER``) and the
+(placeholders.py: random per digest, so feed text never matches one) and the
 pieces are encoded once. ``PreparedMessage.personalise`` then only encodes the
 recipient's values and joins bytes, with a soft line break (``=`` CRLF) on
 each side of every value: a decoder removes those, so a placeholder can never
@@ -19,21 +19,19 @@ import hashlib
 import html
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.headerregistry import Address
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
-from digest import tokens
-from digest.render import RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
-from digest.subscribers import clean_name
+from digest import headers, tokens
+from digest.placeholders import LEGACY, Placeholders
 
-_POLICY = policy.SMTP
-_POLICY_UTF8 = policy.SMTPUTF8
-MAX_NAME_CHARS = 100
+MAX_NAME_CHARS = headers.MAX_NAME
 
 
 class Signer(Protocol):
@@ -43,16 +41,10 @@ class Signer(Protocol):
 
 
 def header(name: str, value: str | Address) -> bytes:
-    """One header, folded and RFC 2047-encoded as needed, CRLF-terminated."""
-    if isinstance(value, str):
-        value = " ".join(value.replace("\r", " ").replace("\n", " ").split())
-    folded: str = _POLICY.header_factory(name, value).fold(policy=_POLICY)
-    if not (isinstance(value, Address) and not value.addr_spec.isascii()):
-        return folded.encode("ascii")
-    # Only an internationalised address (a non-ASCII local part) gets here:
-    # such mail needs SMTPUTF8 anyway, which the transport asks for.
-    folded_utf8: str = _POLICY_UTF8.header_factory(name, value).fold(policy=_POLICY_UTF8)
-    return folded_utf8.encode("utf-8")
+    """One header from untrusted text or an Address, cleaned and encoded by headers.py."""
+    if isinstance(value, Address):
+        return headers.address(name, value.display_name, value.addr_spec)
+    return headers.unstructured(name, value)
 
 
 def _qp(text: str) -> bytes:
@@ -61,7 +53,6 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\n", b"\r\n")
 
 
-_PLACEHOLDERS = re.compile(f"({re.escape(UNSUBSCRIBE_PLACEHOLDER)}|{re.escape(RECIPIENT_PLACEHOLDER)})")
 _SOFT_BREAK = b"=\r\n"
 
 
@@ -75,12 +66,13 @@ class EncodedBody:
     pieces: tuple[bytes | str, ...]
 
     @classmethod
-    def encode(cls, text: str) -> EncodedBody:
+    def encode(cls, text: str, placeholders: Placeholders) -> EncodedBody:
         normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-        parts = _PLACEHOLDERS.split(normalised)
+        holes = re.compile(f"({re.escape(placeholders.unsubscribe)}|{re.escape(placeholders.recipient)})")
+        parts = holes.split(normalised)
         return cls(tuple(_qp(part) if n % 2 == 0 else part for n, part in enumerate(parts)))
 
-    def fill(self, values: dict[str, bytes]) -> bytes:
+    def fill(self, values: Mapping[str, bytes]) -> bytes:
         out: list[bytes] = []
         for piece in self.pieces:
             if isinstance(piece, str):
@@ -90,19 +82,9 @@ class EncodedBody:
         return b"".join(out)
 
 
-# A display name made only of these needs no quoting or encoding (RFC 5322 atoms).
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
-
-
 def to_header(email: str, name: str | None) -> bytes:
-    """The To header for one recipient; the email package only for unusual names."""
-    display = (clean_name(name) or "")[:MAX_NAME_CHARS]
-    if email.isascii() and _PLAIN_NAME.fullmatch(display) and len(display) + len(email) < 70:
-        return f"To: {display} <{email}>\r\n".encode() if display else f"To: {email}\r\n".encode()
-    local, _, domain = email.rpartition("@")
-    # A display name is one unbreakable quoted string when folded: it is
-    # capped (above) so the To line stays far below the 998-octet limit.
-    return header("To", Address(display_name=display, username=local, domain=domain))
+    """The To header for one recipient (headers.address: cheap, whatever the script)."""
+    return headers.address("To", name, email)
 
 
 @dataclass(frozen=True)
@@ -133,11 +115,13 @@ class PreparedMessage:
     secret: str
     mailto: str | None
     signer: Signer | None = None
+    placeholders: Placeholders = LEGACY
     bodies: tuple[EncodedBody, EncodedBody] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The expensive part, once per digest: encode text and HTML around the holes.
-        object.__setattr__(self, "bodies", (EncodedBody.encode(self.text), EncodedBody.encode(self.html)))
+        bodies = (EncodedBody.encode(self.text, self.placeholders), EncodedBody.encode(self.html, self.placeholders))
+        object.__setattr__(self, "bodies", bodies)
 
     def unsubscribe_url(self, token: str) -> str:
         link = tokens.link_token(self.secret, token)
@@ -152,7 +136,8 @@ class PreparedMessage:
 
     def personal_values(self, recipient: Recipient) -> dict[str, str]:
         """What each placeholder stands for in ``recipient``'s copy (plain text: HTML escapes it)."""
-        return {UNSUBSCRIBE_PLACEHOLDER: self.unsubscribe_url(recipient.token), RECIPIENT_PLACEHOLDER: recipient.email}
+        marks = self.placeholders
+        return {marks.unsubscribe: self.unsubscribe_url(recipient.token), marks.recipient: recipient.email}
 
     def personal_bodies(self, recipient: Recipient) -> tuple[str, str]:
         """``recipient``'s text and HTML bodies, decoded (for previews; sending uses ``personalise``)."""
@@ -164,14 +149,14 @@ class PreparedMessage:
 
     def personalise(self, recipient: Recipient, now: datetime) -> OutgoingMessage:
         values = self.personal_values(recipient)
-        url = values[UNSUBSCRIBE_PLACEHOLDER]
+        url = values[self.placeholders.unsubscribe]
         text_values = {name: _qp(value) for name, value in values.items()}
         html_values = {name: _qp(html.escape(value)) for name, value in values.items()}
         message_id = self.message_id(recipient)
         unsubscribe = [f"<{url}>"]
         if self.mailto:
-            unsubscribe.append(f"<mailto:{self.mailto}?subject=unsubscribe>")
-        headers = (
+            unsubscribe.append(f"<mailto:{quote(headers.addr_spec(self.mailto), safe='@')}?subject=unsubscribe>")
+        head = (
             self.sender_headers
             + to_header(recipient.email, recipient.name)
             + b"Date: " + format_datetime(now).encode("ascii") + b"\r\n"
@@ -184,14 +169,15 @@ class PreparedMessage:
         part_head = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         text_body, html_body = self.bodies
         data = b"".join((
-            headers, b"\r\n",
+            head, b"\r\n",
             boundary, b"\r\n", part_head % b"plain", text_body.fill(text_values), b"\r\n",
             boundary, b"\r\n", part_head % b"html", html_body.fill(html_values), b"\r\n",
             boundary, b"--\r\n",
         ))  # fmt: skip
         if self.signer is not None:
             data = self.signer(data) + data
-        return OutgoingMessage(recipient=recipient.email, message_id=message_id, data=data)
+        # The envelope gets the ASCII (IDNA) domain too: only a non-ASCII local part needs SMTPUTF8.
+        return OutgoingMessage(recipient=headers.addr_spec(recipient.email), message_id=message_id, data=data)
 
 
 def prepare_message(
@@ -207,12 +193,16 @@ def prepare_message(
     reply_to: Address | None = None,
     mailto: str | None = None,
     signer: Signer | None = None,
+    placeholders: Placeholders | None = None,
 ) -> PreparedMessage:
+    """``placeholders``: those the digest was rendered with (the fixed legacy ones when None)."""
     boundary = "=_digest_" + secrets.token_hex(12)
+    # Header text: the domain in ASCII (IDNA) form, everywhere it appears.
+    sender = Address(sender.display_name, sender.username, headers.ascii_domain(sender.domain))
     list_label = f"digest.{sender.domain}"
     static = (
         header("Subject", subject)
-        + header("List-Id", f"{' '.join(list_name.split()) or 'digest'} <{list_label}>")
+        + headers.named("List-Id", list_name or "digest", list_label)
         + b"MIME-Version: 1.0\r\n"
         + b"Auto-Submitted: auto-generated\r\n"
         + b'Content-Type: multipart/alternative; boundary="' + boundary.encode("ascii") + b'"\r\n'
@@ -229,6 +219,7 @@ def prepare_message(
         secret=secret,
         mailto=mailto,
         signer=signer,
+        placeholders=placeholders or LEGACY,
     )
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import secrets
@@ -33,6 +34,7 @@ from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, delive
 from digest.mailer import TransportFactory as TransportFactory  # re-exported for the daemon
 from digest.message import PreparedMessage, Recipient, Signer, dkim_signer, prepare_message
 from digest.models import StoredEntry, Subscriber
+from digest.placeholders import Placeholders
 from digest.subscribers import get_by_email, new_token, normalise_email, set_status
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,7 @@ class DigestPlan:
     created: str
     resumed: bool
     notes: tuple[str, ...] = ()
+    placeholder_nonce: str = ""  # the digest's personal placeholders (placeholders.py)
 
 
 def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
@@ -170,16 +173,20 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
     if not entries:
         return None
     digest = render.render_digest(entries, settings)
-    digest_id = store.create_digest(db, digest.subject, digest.html, digest.text, digest.entry_ids)
+    digest_id = store.create_digest(
+        db, digest.subject, digest.html, digest.text, digest.entry_ids, digest.placeholder_nonce
+    )
     row = next(db.query("SELECT created FROM digests WHERE id = ?", [digest_id]))
-    return DigestPlan(digest_id, digest.subject, digest.html, digest.text, entries, row["created"], False, digest.notes)
+    return DigestPlan(digest_id, digest.subject, digest.html, digest.text, entries, row["created"], False,
+                      digest.notes, digest.placeholder_nonce)  # fmt: skip
 
 
 def planned_digests(db: Database, settings: Settings, *, new_digest: bool = True) -> Iterator[DigestPlan]:
     """Unfinished digests first (oldest first), then (unless ``new_digest`` is off) a new one."""
     for row in store.unfinished_digests(db):
         yield DigestPlan(row["id"], row["subject"], row["html"], row["text"],
-                         store.digest_entries(db, row["id"]), row["created"], True)  # fmt: skip
+                         store.digest_entries(db, row["id"]), row["created"], True,
+                         placeholder_nonce=row.get("placeholder_nonce") or "")  # fmt: skip
     if not new_digest:  # the daemon resumes between scheduled sends without starting a new digest
         return
     plan = create_next_digest(db, settings)
@@ -215,6 +222,7 @@ def prepared_for(plan: DigestPlan, settings: Settings) -> PreparedMessage:
         reply_to=settings.reply_to_address,
         mailto=settings.unsubscribe_mailto,
         signer=signer,
+        placeholders=Placeholders(plan.placeholder_nonce),
     )
 
 
@@ -428,7 +436,8 @@ def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recip
         files["text"].write_text(text, encoding="utf-8")
         files["eml"].write_bytes(eml)
     except OSError as exc:
-        raise InputError(f"--output: cannot write to {output_dir}: {exc.strerror}") from None
+        hint = "the disk is full: free some space, or choose another --output" if exc.errno == errno.ENOSPC else None
+        raise InputError(f"--output: cannot write to {output_dir}: {exc.strerror}", hint=hint) from None
     return files
 
 

@@ -21,21 +21,21 @@ from typing import Any
 
 import cssutils
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from premailer import Premailer
 
-from digest import codeblocks, htmlclean, textify
+from digest import codeblocks, headers, htmlclean, sandbox, textify
 from digest.config import Settings
 from digest.errors import ConfigError, RenderError
 from digest.models import Digest, StoredEntry
+from digest.placeholders import LEGACY_RECIPIENT, LEGACY_UNSUBSCRIBE, Placeholders
 
 log = logging.getLogger(__name__)
 
-# Personal parts, substituted per recipient by message.py. Plain ASCII words
-# that no encoder, inliner or URL quoting changes.
-UNSUBSCRIBE_PLACEHOLDER = "DIGEST-PERSONAL-UNSUBSCRIBE-URL"
-RECIPIENT_PLACEHOLDER = "DIGEST-PERSONAL-RECIPIENT"
+# Personal parts, substituted per recipient by message.py: random per digest
+# (placeholders.py). These fixed strings are only those of old stored digests.
+UNSUBSCRIBE_PLACEHOLDER = LEGACY_UNSUBSCRIBE
+RECIPIENT_PLACEHOLDER = LEGACY_RECIPIENT
 
 GMAIL_CLIP_BYTES = 102_000
 
@@ -114,13 +114,19 @@ def inline_css(document: str) -> str:
         raise RenderError(f"CSS inlining failed: {exc}") from exc
 
 
-def render_digest(entries: Sequence[StoredEntry], settings: Settings) -> Digest:
-    """Render ``entries`` (any order) into a Digest within the HTML size budget."""
+def render_digest(
+    entries: Sequence[StoredEntry], settings: Settings, placeholders: Placeholders | None = None
+) -> Digest:
+    """Render ``entries`` (any order) into a Digest within the HTML size budget.
+
+    The personal parts are left as ``placeholders`` (new random ones by default).
+    """
     if not entries:
         raise RenderError("nothing to render: no entries")
+    placeholders = placeholders or Placeholders.new()
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
     env = template_environment(settings)
-    layout = _Layout(ordered, settings, env)
+    layout = _Layout(ordered, settings, env, placeholders)
     html, context = layout.fit()
     text = _render(env, "digest.txt.j2", context)
     return Digest(
@@ -129,6 +135,7 @@ def render_digest(entries: Sequence[StoredEntry], settings: Settings) -> Digest:
         text=text,
         entry_ids=tuple(e.id for e in ordered),
         notes=tuple(context["notes"]),
+        placeholder_nonce=placeholders.nonce,
     )
 
 
@@ -147,7 +154,10 @@ class _Layout:
     their full text from the newest down, where it fits.
     """
 
-    def __init__(self, ordered: list[StoredEntry], settings: Settings, env: jinja2.Environment) -> None:
+    def __init__(
+        self, ordered: list[StoredEntry], settings: Settings, env: jinja2.Environment, placeholders: Placeholders
+    ) -> None:
+        self.placeholders = placeholders
         self.ordered = ordered
         self.settings = settings
         self.env = env
@@ -167,7 +177,7 @@ class _Layout:
         # By what is shown: a short post asked to be an excerpt is still whole.
         shortened = sum(1 for view in views if _FORMS.index(view.form) > rank)
         notes = [_shortened_note(shortened, len(forms))] if shortened else []
-        return _context(self.settings, render_subject(self.settings, views), views, notes)
+        return _context(self.settings, render_subject(self.settings, views), views, notes, self.placeholders)
 
     def raw_size(self, forms: list[str]) -> int:
         return len(_render(self.env, "digest.html.j2", self.context(forms)).encode("utf-8"))
@@ -249,7 +259,9 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         raise RenderError(f"template {name}{where}: {exc}") from None
 
 
-def _context(settings: Settings, subject: str, views: list[EntryView], notes: list[str]) -> dict[str, Any]:
+def _context(
+    settings: Settings, subject: str, views: list[EntryView], notes: list[str], placeholders: Placeholders
+) -> dict[str, Any]:
     groups: dict[str, FeedGroup] = {}
     for view in views:
         groups.setdefault(view.feed_title, FeedGroup(view.feed_title, view.feed_url, [])).entries.append(view)
@@ -267,27 +279,29 @@ def _context(settings: Settings, subject: str, views: list[EntryView], notes: li
         "groups": list(groups.values()),
         "grouped": len(groups) > 1,
         "notes": notes,
-        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
-        "recipient": RECIPIENT_PLACEHOLDER,
+        "unsubscribe_url": placeholders.unsubscribe,
+        "recipient": placeholders.recipient,
         "postal_address": settings.postal_address,
     }
 
 
 def render_subject(settings: Settings, views: list[EntryView]) -> str:
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    """DIGEST_SUBJECT rendered with limits (sandbox.py), as one clean line of at most MAX_SUBJECT characters."""
     try:
-        template = env.from_string(settings.subject_template)
-        subject = template.render(
-            feed_title=views[0].feed_title,
-            newest=views[0],
-            others=len(views) - 1,
-            count=len(views),
-            entries=views,
+        subject = sandbox.render_limited(
+            settings.subject_template,
+            {
+                "feed_title": views[0].feed_title,
+                "newest": views[0],
+                "others": len(views) - 1,
+                "count": len(views),
+                "entries": views,
+            },
         )
-    except jinja2.TemplateError as exc:
+    except sandbox.TemplateLimitError as exc:
         raise ConfigError(f"DIGEST_SUBJECT: {exc}") from None
-    # One line, always: feed titles may carry CR/LF and runs of blanks.
-    return " ".join(subject.split()) or "New posts"
+    # One line, always: feed titles may carry CR/LF, control characters and runs of blanks.
+    return headers.clean(subject, headers.MAX_SUBJECT, "\u2026") or "New posts"
 
 
 def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:

@@ -298,8 +298,14 @@ def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
 # --- the process ------------------------------------------------------------------------
 
 
-def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set). Raises DigestError on a bad start."""
+def run_daemon(
+    settings: Settings, *, stop: threading.Event | None = None, reload: Callable[[], Settings] | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set). Raises DigestError on a bad start.
+
+    On SIGHUP, ``reload`` (when given) reads the configuration again; a bad one
+    is logged in one line and the running one kept.
+    """
     settings.require_feeds()
     settings.require_sending()
     send_trigger(settings)  # DIGEST_SCHEDULE in DIGEST_TIMEZONE, before taking the lock
@@ -307,7 +313,8 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> No
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # APScheduler logs every job start and end at INFO; only its problems matter here.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    with sender_lock(settings.db_path, "run"), _signals_set(stop) as received:
+    hangup = threading.Event()
+    with sender_lock(settings.db_path, "run"), _signals_set(stop) as received, _hangup_sets(hangup):
         db = store.open_db(settings.db_path)
         web = None
         try:
@@ -324,8 +331,15 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> No
                     job = scheduler.get_job(job_id)
                     when = _when(job.next_run_time, settings) if job and job.next_run_time else "never"
                     log.info("next %s at %s", job_id, when)
-                while not stop.wait(WAKEUP_SECONDS):
-                    scheduler.wakeup()
+                ticks = 0
+                while not stop.wait(1.0):  # short waits: a SIGHUP is acted on within a second
+                    ticks += 1
+                    if hangup.is_set():
+                        hangup.clear()
+                        if reload is not None:
+                            _reload(daemon, scheduler, reload)
+                    if ticks % int(WAKEUP_SECONDS) == 0:
+                        scheduler.wakeup()
                 log.info("%s: stopping (finishing the messages in flight)", received[0] if received else "stop")
             finally:
                 stop.set()  # whatever brought us here, a send in progress winds down
@@ -335,6 +349,41 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> No
                 web.stop()
             db.close()
     log.info("digest run stopped")
+
+
+def _reload(daemon: Daemon, scheduler: BackgroundScheduler, reload: Callable[[], Settings]) -> None:
+    """SIGHUP: adopt the configuration read again, or keep the running one (one log line either way)."""
+    old = daemon.settings
+    try:
+        new = reload()
+        new.require_feeds()
+        new.require_sending()
+        trigger = send_trigger(new)
+    except DigestError as exc:
+        log.error("SIGHUP: new configuration refused, keeping the running one: %s", exc)
+        return
+    if new.db_path != old.db_path:
+        log.warning("SIGHUP: DIGEST_DB changed; the database changes only at a restart")
+        new = replace(new, db_path=old.db_path)
+    daemon.settings = new
+    daemon.trigger = trigger
+    scheduler.reschedule_job("check", trigger=check_trigger(new))
+    scheduler.reschedule_job("send", trigger=trigger)
+    log.info("SIGHUP: configuration reloaded; checks every %s; sends on %r (%s)",
+             _duration(new.check_interval), new.schedule, new.timezone)  # fmt: skip
+
+
+@contextmanager
+def _hangup_sets(event: threading.Event) -> Iterator[None]:
+    """While inside, SIGHUP sets ``event`` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 @contextmanager

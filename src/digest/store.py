@@ -8,6 +8,7 @@ change or none of it. Subscriber operations live in subscribers.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -54,7 +55,7 @@ def _migration_1(db: Database) -> None:
             last_checked TEXT,
             last_status TEXT,
             last_error TEXT,
-            status TEXT NOT NULL DEFAULT 'active',      -- active | gone | removed (migration 4)
+            status TEXT NOT NULL DEFAULT 'active',      -- active | gone | removed (digest feeds remove)
             first_checked TEXT                           -- first successful parse
         );
         CREATE TABLE digests (
@@ -130,6 +131,12 @@ def _migration_3(db: Database) -> None:
     db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
 
 
+def _migration_digest_placeholders(db: Database) -> None:
+    # The random nonce of a digest's personal placeholders (placeholders.py):
+    # a resumed send fills in the same strings. NULL: a digest from before, with the fixed ones.
+    db.execute("ALTER TABLE digests ADD COLUMN placeholder_nonce TEXT")
+
+
 def _migration_cross_feed_identity(db: Database) -> None:
     # An entry is known by its guid or normalised link across every feed of
     # the database (a feed read by another address is the same feed), and a
@@ -152,6 +159,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_digest_placeholders,
     _migration_cross_feed_identity,
     _migration_retry_schedule,
 )
@@ -193,9 +201,46 @@ def open_db(path: Path) -> Database:
         # cut can lose the last commits, which the send log tolerates.
         return _configure(conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise StoreError(f"cannot open database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
     except OSError as exc:
         raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def sqlite_hint(exc: sqlite3.Error, path: Path | None = None) -> str:
+    """What to do about a SQLite error, by its cause (a damaged file is not fixed by running again)."""
+    text = str(exc).lower()
+    where = f" {path}" if path else ""
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"the database file{where} is damaged; running again will not fix it: restore a backup, "
+                "or move the file aside to start afresh (subscribers are lost unless exported)")  # fmt: skip
+    if "full" in text:
+        return "the disk is full: free some space, then run it again (what was recorded is kept)"
+    if "locked" in text or "busy" in text:
+        return "another process is writing to the database; run it again when it has finished"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"check that the database{where} and its folder are writable by this user"
+    return "what was already recorded is kept; run it again"
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """A transaction that takes the write lock first (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes while another process
+    writes gets "database is locked" at once, without busy_timeout's wait;
+    taking the lock first waits like every other command.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 def open_snapshot(path: Path) -> Database:
@@ -213,7 +258,7 @@ def open_snapshot(path: Path) -> Database:
                 source.close()
         except sqlite3.DatabaseError as exc:
             memory.close()
-            raise StoreError(f"cannot read database {path}: {exc}") from None
+            raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
     return _configure(memory)
 
 
@@ -576,7 +621,9 @@ def digest_entries(db: Database, digest_id: int) -> list[StoredEntry]:
 # --- digests and deliveries ---------------------------------------------------
 
 
-def create_digest(db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int]) -> int:
+def create_digest(
+    db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int], placeholder_nonce: str = ""
+) -> int:
     """Insert a pending digest and assign its entries, in one transaction.
 
     Raises StoreError if any entry was assigned elsewhere meanwhile, so an
@@ -585,8 +632,9 @@ def create_digest(db: Database, subject: str, html: str, text: str, entry_ids: I
     ids = list(entry_ids)
     with db.atomic():
         cursor = db.execute(
-            "INSERT INTO digests (created, subject, status, html, text, entry_count) VALUES (?, ?, 'pending', ?, ?, ?)",
-            [to_text(utcnow()), subject, html, text, len(ids)],
+            "INSERT INTO digests (created, subject, status, html, text, entry_count, placeholder_nonce)"
+            " VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+            [to_text(utcnow()), subject, html, text, len(ids), placeholder_nonce or None],
         )
         digest_id = int(cursor.lastrowid or 0)
         for entry_id in ids:

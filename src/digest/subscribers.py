@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from digest.errors import InputError
 from digest.models import Subscriber
-from digest.store import to_text, utcnow
+from digest.store import to_text, utcnow, write_transaction
 
 STATUSES = ("active", "unsubscribed", "bounced")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -121,7 +121,7 @@ def add_subscriber(
     email = normalise_email(address, allow_test_domains=allow_test_domains)
     name = clean_name(name)
     now = to_text(utcnow())
-    with db.atomic():
+    with write_transaction(db):  # waits for a busy database like every other command
         existing = get_by_email(db, email)
         if existing is None:
             db.execute(
