@@ -185,10 +185,14 @@ def test_free_mail_from_warns_at_start_up(env: dict[str, str]) -> None:
 
 
 def test_a_schedule_that_never_fires_is_a_config_error(env: dict[str, str]) -> None:
-    result = run_cli(["status"], {**env, "DIGEST_SCHEDULE": "0 0 31 2 *"})
-    assert result.exit_code == exitcodes.USAGE
-    assert "DIGEST_SCHEDULE: the cron expression '0 0 31 2 *' never fires" in result.output
+    never = {**env, "DIGEST_SCHEDULE": "0 0 31 2 *"}
+    for command in (["run"], ["status"]):
+        assert run_cli(["check"], env).exit_code == 0  # a database, so status gets to the schedule
+        result = run_cli(command, never)
+        assert result.exit_code == exitcodes.USAGE, result.output
+        assert "DIGEST_SCHEDULE: the cron expression '0 0 31 2 *' never fires" in result.output
     assert run_cli(["status"], {**env, "DIGEST_SCHEDULE": "0 0 29 2 *"}).exit_code == 0  # leap years
+    assert run_cli(["status"], {**env, "DIGEST_SCHEDULE": "0 0 * *"}).exit_code == exitcodes.USAGE  # 4 fields
 
 
 # --- test sends that test -----------------------------------------------------------------------

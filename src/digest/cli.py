@@ -2,6 +2,11 @@
 
 Every DigestError becomes one ``Error: ...`` line on stderr and its exit code
 (2 for configuration and input, 1 for runtime failures).
+
+Each command imports the stages it uses inside its own body, so `digest
+--help` costs little more than click itself and `subscribers list` never
+loads feedparser, Jinja, premailer or APScheduler (tests/test_startup.py
+pins which modules each command may import).
 """
 
 from __future__ import annotations
@@ -10,21 +15,20 @@ import json
 import logging
 import sqlite3
 import sys
-import tempfile
-import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest import __version__, exitcodes, pipeline, scheduler, signals, store, subscribers, web
+from digest import __version__, exitcodes
 from digest.cli_feeds import feeds_group
 from digest.cli_subscribers import subscribers_group
-from digest.config import Settings, load_settings
 from digest.errors import DigestError
-from digest.progress import SendProgress
-from digest.render import html_size_report
+
+if TYPE_CHECKING:
+    from digest import pipeline
+    from digest.config import Settings
 
 
 @dataclass
@@ -37,6 +41,8 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from digest.config import load_settings
+
             self._settings = load_settings(self.env_file).with_db(self.db_path)
             _configure_logging(self._settings, self.verbose)
             for warning in self._settings.warnings:
@@ -70,6 +76,8 @@ class DigestGroup(click.Group):
         except sqlite3.Error as exc:
             # A database that is locked past the busy timeout, full or damaged
             # mid-command: a runtime failure to report, not a bug to trace.
+            from digest import store
+
             click.echo(f"Error: database error: {exc} ({store.sqlite_hint(exc)})", err=True)
             ctx.exit(1)
 
@@ -102,6 +110,8 @@ def check(app: App, as_json: bool, retry_gone: bool) -> None:
 
     Exits 1 when any feed failed or is gone (after checking all of them).
     """
+    from digest import pipeline, store
+
     settings = app.settings
     db = store.open_db(settings.db_path)
     try:
@@ -208,6 +218,9 @@ def send(
     feed was read and every owed message was accepted; see the README's exit
     code table.
     """
+    from digest import pipeline, signals
+    from digest.progress import SendProgress
+
     settings = app.settings
     if dry_run:
         code = _dry_run(settings, output, open_browser, as_json)
@@ -268,6 +281,8 @@ def send(
 
 
 def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json: bool) -> None:
+    from digest import pipeline
+
     plan, result = pipeline.send_to_one(settings, to_email, digest_id=digest_id)
     if result.status != "sent":
         raise DigestError(f"test send to {to_email} failed: {result.error}")
@@ -335,6 +350,12 @@ def _send_json(outcome: pipeline.SendOutcome, code: int) -> dict[str, Any]:
 
 
 def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_json: bool = False) -> int:
+    import tempfile
+    import webbrowser
+
+    from digest import pipeline
+    from digest.render import html_size_report
+
     target = output or Path(tempfile.mkdtemp(prefix="digest-preview-"))
     result = pipeline.preview(settings, target)
     code = exitcodes.FAILURE if any(feed.failed for feed in result.feeds) else exitcodes.OK
@@ -388,6 +409,9 @@ def run(app: App) -> None:
     Holds the database's sender lock while it runs, so `digest send` (or a
     second `digest run`) on the same database is refused meanwhile.
     """
+    from digest import scheduler
+    from digest.config import load_settings
+
     settings = app.settings
     _configure_logging(settings, app.verbose, daemon=True)
     scheduler.run_daemon(settings, reload=lambda: load_settings(app.env_file).with_db(app.db_path))
@@ -415,6 +439,8 @@ def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
 @pass_app
 def status(app: App, as_json: bool) -> None:
     """Show feeds, pending entries, subscribers and recent digests."""
+    from digest import pipeline, scheduler, store, subscribers
+
     settings = app.settings
     if not settings.db_path.exists():
         if as_json:
@@ -477,6 +503,8 @@ def serve(app: App) -> None:
     For owners who send from cron; `digest run` serves it beside the scheduler.
     Needs DIGEST_HTTP_LISTEN and DIGEST_SECRET.
     """
+    from digest import web
+
     settings = app.settings
     _configure_logging(settings, app.verbose, daemon=True)
     server = web.UnsubscribeServer(settings)

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 import click
 
-from digest import store
 from digest.errors import InputError
 
 
@@ -38,6 +37,8 @@ def feeds_group() -> None:
 @click.pass_context
 def list_feeds(ctx: click.Context, include_removed: bool, as_json: bool) -> None:
     """List every feed with its entry counts and whether DIGEST_FEED_URL still names it."""
+    from digest import store
+
     settings = ctx.obj.settings
     db = store.open_db(settings.db_path)
     try:
@@ -69,6 +70,8 @@ def remove_feed(ctx: click.Context, url: str) -> None:
 
     Refused while DIGEST_FEED_URL still names it (the next check would add it back).
     """
+    from digest import store
+
     settings = ctx.obj.settings
     name = _feed_name(url)
     if name in settings.feed_urls:
@@ -97,6 +100,8 @@ def move_feed(ctx: click.Context, old: str, new: str) -> None:
     Use it when the blog's feed address changes (a local path to its URL,
     http to https, a new host), then put NEW in DIGEST_FEED_URL.
     """
+    from digest import store
+
     settings = ctx.obj.settings
     old_name, new_name = _feed_name(old), _feed_name(new)
     if old_name == new_name:

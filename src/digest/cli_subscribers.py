@@ -1,5 +1,8 @@
 """``digest subscribers ...``: the subscriber-list commands (click). Thin, like cli.py.
 
+Like cli.py, each command imports the database layer in its own body, so
+`digest --help` does not load it.
+
 Registered on the main group by cli.py. Logic lives in subscribers.py and
 csvimport.py; this module parses options, calls one function, prints. Errors
 raise DigestError, which the main group turns into one line and exit 2 (bad
@@ -14,21 +17,25 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
-from sqlite_utils import Database
 
-from digest import store, subscribers
-from digest.csvimport import ImportReport, export_cell, import_csv
 from digest.errors import InputError
-from digest.subscribers import EXPORT_FIELDS, STATUSES
+from digest.models import EXPORT_FIELDS, STATUSES
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from digest.csvimport import ImportReport
 
 MAX_REPORTED_PROBLEMS = 50  # a broken 100,000-row file should not flood the terminal
 
 
 @contextmanager
 def _database(ctx: click.Context) -> Iterator[Database]:
+    from digest import store
+
     # ctx.obj is cli.App; read through ``settings`` so this module need not import cli.
     db = store.open_db(ctx.obj.settings.db_path)
     try:
@@ -49,6 +56,8 @@ def subscribers_group() -> None:
 @click.pass_context
 def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> None:
     """Add a subscriber (validated and normalised, no DNS lookup)."""
+    from digest import subscribers
+
     with _database(ctx) as db:
         allow = ctx.obj.settings.allow_test_domains
         result = subscribers.add_subscriber(db, email, name, resubscribe=resubscribe, allow_test_domains=allow)
@@ -66,6 +75,8 @@ def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> 
 @click.pass_context
 def remove(ctx: click.Context, email: str, purge: bool) -> None:
     """Unsubscribe an address: kept on record, never mailed again (or erased with --purge)."""
+    from digest import subscribers
+
     with _database(ctx) as db:
         result = subscribers.remove_subscriber(db, email, purge=purge)
     address = result.subscriber.email
@@ -88,6 +99,8 @@ def remove(ctx: click.Context, email: str, purge: bool) -> None:
 @click.pass_context
 def list_(ctx: click.Context, status: str, output_format: str | None) -> None:
     """List subscribers (streamed in the order they were added)."""
+    from digest import subscribers
+
     stdout = sys.stdout
     output_format = output_format or ("table" if stdout.isatty() else "csv")
     with _database(ctx) as db:
@@ -101,6 +114,8 @@ def list_(ctx: click.Context, status: str, output_format: str | None) -> None:
 
 
 def _write_csv(stream: IO[str], rows: Iterator[dict[str, Any]]) -> int:
+    from digest.csvimport import export_cell
+
     writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     count = 0
@@ -119,6 +134,8 @@ def _write_json(stream: IO[str], rows: Iterator[dict[str, Any]]) -> None:
 
 
 def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> None:
+    from digest import subscribers
+
     widths = subscribers.column_widths(db, status)
     email_width = max(5, widths["email"])
     name_width = min(30, max(4, widths["name"]))
@@ -153,6 +170,8 @@ def import_(ctx: click.Context, file: Path, dry_run: bool, encoding: str, strict
     invalid rows, which are listed on stderr); 2 when the file cannot be used,
     or with --strict when any row is invalid; nothing is imported then.
     """
+    from digest.csvimport import import_csv
+
     with _database(ctx) as db:
         if strict and not dry_run:
             # Plan first: --strict must not write anything when a row is bad.
@@ -206,6 +225,8 @@ def export(ctx: click.Context, file: Path | None, status: str) -> None:
     Unsubscribed and bounced addresses are included by default, so the next
     tool keeps honouring them; `digest subscribers import` reads this file back.
     """
+    from digest import subscribers
+
     with _database(ctx) as db:
         rows = subscribers.iter_subscribers(db, status)
         if file is None:

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# The subscriber statuses, and the columns of `digest subscribers export`.
+# Here, not in subscribers.py, so the CLI can build its options without
+# importing the database layer.
+STATUSES = ("active", "unsubscribed", "bounced")
+EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source")
+
 
 @dataclass(frozen=True)
 class Enclosure:

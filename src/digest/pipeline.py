@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from digest import render, store
+from digest import store
 from digest.config import Settings
 from digest.errors import DigestError, FeedError, InputError
 from digest.feeds import Fetcher, FetchError, HttpFetcher, parse_feed
@@ -172,6 +172,10 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
     entries = store.pending_entries(db, limit=settings.max_entries)
     if not entries:
         return None
+    # Imported here: rendering pulls in Jinja, premailer and cssutils, which
+    # `digest check` (and the daemon's checks) never need.
+    from digest import render
+
     digest = render.render_digest(entries, settings)
     digest_id = store.create_digest(
         db, digest.subject, digest.html, digest.text, digest.entry_ids, digest.placeholder_nonce

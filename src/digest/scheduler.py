@@ -452,10 +452,7 @@ def schedule_status(settings: Settings, db: Database, now: datetime) -> list[str
     else:
         lines = [f"Daemon: not running{f' (the database is in use by {holder})' if holder else ''}"]
     lines += daemon_watch.status_lines(db, running, now)
-    try:
-        trigger = send_trigger(settings)
-    except ConfigError as exc:
-        return [*lines, f"Schedule: invalid: {exc}"]
+    trigger = send_trigger(settings)  # an invalid schedule is a ConfigError (exit 2) here too
     every = _duration(settings.check_interval)
     lines.append(f"Schedule: send on {settings.schedule!r} ({settings.timezone}); check every {every}")
     last_send = last_send_reference(db)

@@ -21,10 +21,9 @@ from email_validator import EmailNotValidError, validate_email
 from sqlite_utils import Database
 
 from digest.errors import InputError
-from digest.models import Subscriber
+from digest.models import EXPORT_FIELDS, STATUSES, Subscriber
 from digest.store import to_text, utcnow, write_transaction
 
-STATUSES = ("active", "unsubscribed", "bounced")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -199,9 +198,6 @@ def mask_email(email: str) -> str:
     if len(local) <= 2:
         return f"{local[:1]}***@{domain}"
     return f"{local[0]}***{local[-1]}@{domain}"
-
-
-EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source")
 
 
 def iter_subscribers(db: Database, status: str = "all") -> Iterator[dict[str, Any]]:

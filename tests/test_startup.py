@@ -1,0 +1,58 @@
+"""Each command imports only what it uses (names of modules, never times).
+
+Runs each command in a fresh interpreter and reads ``sys.modules`` at exit:
+`--help` loads no stage at all, `check` never loads the renderer, and
+`subscribers list` loads neither feeds, templates nor the scheduler.
+bench/startup.py measures what this saves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = """
+import json, sys
+sys.argv = ["digest", *json.loads(sys.argv[1])]
+try:
+    from digest.cli import main
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})), file=sys.stderr)
+"""
+
+HEAVY = {"sqlite_utils", "feedparser", "jinja2", "premailer", "cssutils", "lxml", "apscheduler", "email_validator",
+         "pygments", "dotenv", "requests"}  # fmt: skip
+
+BUDGET = {
+    ("--help",): set(),
+    ("--version",): set(),
+    ("subscribers", "--help"): set(),
+    ("subscribers", "list"): {"sqlite_utils", "email_validator", "pygments", "dotenv"},
+    ("feeds", "list"): {"sqlite_utils", "pygments", "dotenv"},
+    ("check",): {"sqlite_utils", "feedparser", "email_validator", "pygments", "dotenv"},
+}
+
+
+def imported(args: tuple[str, ...], env: dict[str, str], tmp_path: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(args))],
+        env={"PATH": "/usr/bin:/bin", **env}, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", list(BUDGET), ids=" ".join)
+def test_each_command_imports_only_what_it_uses(args: tuple[str, ...], env: dict[str, str], tmp_path: Path) -> None:
+    heavy = imported(args, env, tmp_path) & HEAVY
+    assert heavy <= BUDGET[args], f"digest {' '.join(args)} imported {sorted(heavy - BUDGET[args])}"
+
+
+def test_the_probe_sees_what_a_dry_run_needs(env: dict[str, str], tmp_path: Path) -> None:
+    # The probe itself works: a dry run does load the renderer.
+    assert {"premailer", "jinja2", "feedparser"} <= imported(("send", "--dry-run", "--output", "p"), env, tmp_path)
