@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from digest import __version__, pipeline, scheduler, store, subscribers, web
+from digest.cli_bounces import bounces_group, reactivate
 from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
@@ -328,6 +329,8 @@ def status(app: App) -> None:
 
 
 cli.add_command(subscribers_group)
+cli.add_command(bounces_group)
+subscribers_group.add_command(reactivate)
 
 
 @cli.command(short_help="Serve the unsubscribe endpoint alone.")

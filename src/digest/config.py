@@ -82,6 +82,10 @@ class Settings:
     fetch_max_bytes: int = 10 * 1024 * 1024
     log_level: str | None = None  # None: INFO for the daemon and serve, WARNING for one-shot commands
     bounce_on_5xx: bool = True
+    bounce_address: str | None = None  # DIGEST_BOUNCE_ADDRESS: VERP envelope sender base
+    bounce_threshold: float = 3.0
+    bounce_hard: Literal["immediate", "score"] = "immediate"
+    bounce_reset: float = 30 * 86400.0
     send_attempts: int = 4
     dkim_selector: str | None = None
     dkim_domain: str | None = None
@@ -226,6 +230,21 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
             "DIGEST_DKIM_DOMAIN and DIGEST_DKIM_KEY_FILE"
         )
 
+    bounce_address = raw("DIGEST_BOUNCE_ADDRESS")
+    if bounce_address is not None:
+        parsed = parse_address("DIGEST_BOUNCE_ADDRESS", bounce_address)
+        if parsed.display_name or "+" in parsed.username:
+            raise ConfigError(f"DIGEST_BOUNCE_ADDRESS: a bare address without '+', not {bounce_address!r}")
+        if not raw("DIGEST_SECRET"):
+            raise ConfigError("DIGEST_BOUNCE_ADDRESS: needs DIGEST_SECRET, which signs the VERP tokens")
+        bounce_address = parsed.addr_spec
+    bounce_hard = (raw("DIGEST_BOUNCE_HARD") or "immediate").lower()
+    if bounce_hard not in ("immediate", "score"):
+        raise ConfigError(f"DIGEST_BOUNCE_HARD: must be immediate or score, not {raw('DIGEST_BOUNCE_HARD')!r}")
+    bounce_threshold = _number("DIGEST_BOUNCE_THRESHOLD", raw("DIGEST_BOUNCE_THRESHOLD"), 3.0)
+    if bounce_threshold < 0.5:
+        raise ConfigError(f"DIGEST_BOUNCE_THRESHOLD: must be at least 0.5, not {bounce_threshold}")
+
     schedule = raw("DIGEST_SCHEDULE") or Settings.schedule
     _check_schedule(schedule)
 
@@ -257,6 +276,10 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         ),
         log_level=level.upper() if level else None,
         bounce_on_5xx=_boolean("DIGEST_BOUNCE_ON_5XX", raw("DIGEST_BOUNCE_ON_5XX"), True),
+        bounce_address=bounce_address,
+        bounce_threshold=bounce_threshold,
+        bounce_hard=bounce_hard,  # type: ignore[arg-type]
+        bounce_reset=_duration("DIGEST_BOUNCE_RESET", raw("DIGEST_BOUNCE_RESET"), 30 * 86400.0),
         send_attempts=_integer("DIGEST_SEND_ATTEMPTS", raw("DIGEST_SEND_ATTEMPTS"), 4, minimum=1),
         dkim_selector=dkim[0],
         dkim_domain=dkim[1],

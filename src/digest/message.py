@@ -27,7 +27,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
 
-from digest import tokens
+from digest import tokens, verp
 from digest.render import RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.subscribers import clean_name
 
@@ -118,6 +118,7 @@ class OutgoingMessage:
     recipient: str
     message_id: str
     data: bytes
+    envelope_from: str | None = None  # a VERP MAIL FROM (DIGEST_BOUNCE_ADDRESS), else the From address
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class PreparedMessage:
     secret: str
     mailto: str | None
     signer: Signer | None = None
+    bounce_address: str | None = None  # DIGEST_BOUNCE_ADDRESS: VERP envelope sender per recipient
+    digest_id: int = 0
     bodies: tuple[EncodedBody, EncodedBody] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +171,7 @@ class PreparedMessage:
         text_values = {name: _qp(value) for name, value in values.items()}
         html_values = {name: _qp(html.escape(value)) for name, value in values.items()}
         message_id = self.message_id(recipient)
+        bounce_token = verp.make_token(self.secret, self.digest_id, recipient.id) if self.bounce_address else None
         unsubscribe = [f"<{url}>"]
         if self.mailto:
             unsubscribe.append(f"<mailto:{self.mailto}?subject=unsubscribe>")
@@ -179,6 +183,7 @@ class PreparedMessage:
             + b"List-Unsubscribe: " + ",\r\n ".join(unsubscribe).encode("ascii") + b"\r\n"
             + (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" if self.public_url else b"")
             + self.static_headers
+            + (f"{verp.HEADER}: {bounce_token}\r\n".encode("ascii") if bounce_token else b"")
         )  # fmt: skip
         boundary = b"--" + self.boundary.encode("ascii")
         part_head = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
@@ -191,7 +196,10 @@ class PreparedMessage:
         ))  # fmt: skip
         if self.signer is not None:
             data = self.signer(data) + data
-        return OutgoingMessage(recipient=recipient.email, message_id=message_id, data=data)
+        envelope = (
+            verp.envelope_sender(self.bounce_address, bounce_token) if self.bounce_address and bounce_token else None
+        )
+        return OutgoingMessage(recipient=recipient.email, message_id=message_id, data=data, envelope_from=envelope)
 
 
 def prepare_message(
@@ -207,6 +215,8 @@ def prepare_message(
     reply_to: Address | None = None,
     mailto: str | None = None,
     signer: Signer | None = None,
+    bounce_address: str | None = None,
+    digest_id: int = 0,
 ) -> PreparedMessage:
     boundary = "=_digest_" + secrets.token_hex(12)
     list_label = f"digest.{sender.domain}"
@@ -229,6 +239,8 @@ def prepare_message(
         secret=secret,
         mailto=mailto,
         signer=signer,
+        bounce_address=bounce_address,
+        digest_id=digest_id,
     )
 
 

@@ -130,7 +130,32 @@ def _migration_3(db: Database) -> None:
     db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3)
+def _migration_bounces(db: Database) -> None:
+    # Every bounce and complaint, kept so the owner can see and undo decisions
+    # (bouncestore.py). ``message_key`` makes processing the same mail twice a no-op.
+    db.executescript(
+        """
+        CREATE TABLE bounces (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            digest_id INTEGER REFERENCES digests(id),
+            kind TEXT NOT NULL,                          -- hard | soft | complaint
+            status_code TEXT,
+            diagnostic TEXT NOT NULL DEFAULT '',
+            received TEXT NOT NULL,
+            source TEXT NOT NULL,                        -- smtp | maildir | mbox | imap | stdin
+            message_key TEXT,
+            counted INTEGER NOT NULL DEFAULT 0,          -- added to the score (once a day at most)
+            UNIQUE (subscriber_id, message_key)
+        );
+        CREATE INDEX bounces_subscriber ON bounces(subscriber_id, received);
+        ALTER TABLE subscribers ADD COLUMN bounce_score REAL NOT NULL DEFAULT 0;
+        ALTER TABLE subscribers ADD COLUMN unsubscribe_reason TEXT;
+        """
+    )
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3, _migration_bounces)
 
 
 def _migrate(db: Database) -> None:
