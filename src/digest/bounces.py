@@ -37,7 +37,7 @@ from flufl.bounce import all_failures
 from digest import verp
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_BASIC = re.compile(r"\b([45])(\d\d)[ -]")
+_BASIC = re.compile(r"\b([45])(\d\d)[ :-]")
 _FULL = re.compile(r"mailbox (is )?full|over quota|quota exceeded|insufficient storage", re.IGNORECASE)
 _VACATION_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|vacation|away from|abwesenheit)",
