@@ -208,3 +208,24 @@ def test_verp_send_then_dsn_on_stdin_marks_exactly_that_subscriber(
     assert statuses == {"ada@example.com": "active", "grace@example.net": "bounced", "linus@example.org": "active"}
     listing = run_cli(["bounces", "list"], environ)
     assert "grace@example.net  hard  5.1.1  digest 1  stdin" in listing.output
+
+
+def test_status_warns_when_the_complaint_rate_passes_the_limit(
+    smtp_env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    environ = {**smtp_env, "DIGEST_BOUNCE_ADDRESS": "bounces@fieldnotes.example.org"}
+    add_subscribers(environ, "ada@example.com", "heidi@example.com", "linus@example.org")
+    assert run_cli(["send"], environ).exit_code == 0
+    quiet = run_cli(["status"], environ)
+    assert "#1: 0 hard bounce(s) 0.0% (limit 2%), 0 complaint(s) 0.00% (limit 0.3%)" in quiet.output
+    assert "WARNING" not in quiet.output
+    (heidi,) = [r for r in smtp_server.received if r.rcpt_tos == ["heidi@example.com"]]
+    # The feedback report returns the original message, VERP header included.
+    report = fixture("arf").replace(b"To: heidi@example.com\n", f"To: heidi@example.com\n{verp.HEADER}: "
+                                    f"{heidi.message[verp.HEADER]}\n".encode())  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "digest", "bounces", "process", "-"], input=report,
+                          env={**os.environ, **environ}, capture_output=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loud = run_cli(["status"], environ)
+    assert "1 complaint(s) 33.33% (limit 0.3%)  WARNING: complaint rate over the Gmail/Yahoo limit" in loud.output
+    assert rows(environ)["heidi@example.com"] == ("unsubscribed", 0.0, "complaint")

@@ -153,3 +153,26 @@ def record_smtp_refusal(db: Database, settings: Settings, subscriber_id: int, di
         diagnostic=reply[:300], source="smtp", message_key=None, policy=policy_from(settings),
     )  # fmt: skip
     return applied.changed and applied.status == "bounced"
+
+
+# Gmail/Yahoo bulk-sender rules (2024): spam complaints below 0.3 %. For
+# bounces no number is published; 2 % of hard bounces is the usual advice.
+COMPLAINT_LIMIT = 0.003
+BOUNCE_LIMIT = 0.02
+
+
+def rate_lines(db: Database, limit: int = 5) -> list[str]:
+    """For `digest status`: per recent digest, bounce and complaint rates against those limits."""
+    lines = []
+    for row in bouncestore.digest_rates(db, limit):
+        if not row["sent"]:
+            continue
+        bounce, complaint = row["bounces"] / row["sent"], row["complaints"] / row["sent"]
+        line = (f"  #{row['id']}: {row['bounces']} hard bounce(s) {bounce:.1%} (limit {BOUNCE_LIMIT:.0%}), "
+                f"{row['complaints']} complaint(s) {complaint:.2%} (limit {COMPLAINT_LIMIT:.1%})")  # fmt: skip
+        warnings = [name for name, rate, cap in (("bounce", bounce, BOUNCE_LIMIT),
+                                                 ("complaint", complaint, COMPLAINT_LIMIT)) if rate > cap]  # fmt: skip
+        if warnings:
+            line += f"  WARNING: {' and '.join(warnings)} rate over the Gmail/Yahoo limit"
+        lines.append(line)
+    return ["Bounces and complaints:", *lines] if lines else []

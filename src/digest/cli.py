@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from digest import __version__, pipeline, scheduler, store, subscribers, web
+from digest import __version__, bounceprocess, pipeline, scheduler, store, subscribers, web
 from digest.cli_bounces import bounces_group, reactivate
 from digest.cli_subscribers import subscribers_group
 from digest.config import Settings, load_settings
@@ -307,6 +307,8 @@ def status(app: App) -> None:
             click.echo(line)
         counts = subscribers.status_counts(db)
         click.echo("Subscribers: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        for line in bounceprocess.rate_lines(db):
+            click.echo(line)
         click.echo("Recent digests:")
         rows = pipeline.summary_rows(db)
         if not rows:
