@@ -55,7 +55,9 @@ def test_mailchimp_unsubscribed_export_is_recorded_and_never_resubscribes(env: d
     assert stored["left@example.com"]["status"] == "unsubscribed"
     assert stored["left@example.com"]["updated"] == "2022-02-02T12:00:00+00:00"  # UNSUB_TIME kept
     assert (stored["ada@example.com"]["status"], stored["ada@example.com"]["updated"]) == (
-        "unsubscribed", "2023-05-05T05:05:05+00:00")
+        "unsubscribed",
+        "2023-05-05T05:05:05+00:00",
+    )
     # A recorded unsubscribe blocks a later plain add.
     again = run_cli(["subscribers", "add", "left@example.com"], env)
     assert again.exit_code == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from sqlite_utils import Database
 
-from digest import bounceprocess, bouncestore, store, subscribers
+from digest import bounceimap, bounceprocess, bouncestore, store, subscribers
 from digest.bounceprocess import ProcessReport
 from digest.errors import InputError
 
@@ -38,9 +38,12 @@ def bounces_group() -> None:
 @click.argument("stdin", required=False, metavar="[-]")
 @click.option("--maildir", type=click.Path(path_type=Path), help="Read the messages of this Maildir.")
 @click.option("--mbox", type=click.Path(path_type=Path), help="Read the messages of this mbox file (never rewritten).")
+@click.option("--imap", is_flag=True, help="Read the IMAP mailbox of the DIGEST_BOUNCE_IMAP_* settings.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
 @click.pass_context
-def process(ctx: click.Context, stdin: str | None, maildir: Path | None, mbox: Path | None, dry_run: bool) -> None:
+def process(
+    ctx: click.Context, stdin: str | None, maildir: Path | None, mbox: Path | None, imap: bool, dry_run: bool
+) -> None:
     """Classify bounce mail and record bounces and complaints.
 
     `-` reads one message from standard input, for an MTA alias such as
@@ -48,15 +51,19 @@ def process(ctx: click.Context, stdin: str | None, maildir: Path | None, mbox: P
     in a Maildir move to its .processed folder; unrecognised mail is left
     untouched. Processing the same mail twice changes nothing.
     """
-    chosen = [name for name, value in (("-", stdin), ("--maildir", maildir), ("--mbox", mbox)) if value]
+    chosen = [
+        name for name, value in (("-", stdin), ("--maildir", maildir), ("--mbox", mbox), ("--imap", imap)) if value
+    ]
     if stdin not in (None, "-"):
         raise InputError(f"unexpected argument {stdin!r}: use - for standard input")
     if len(chosen) != 1:
-        raise InputError("give exactly one of -, --maildir DIR or --mbox FILE")
+        raise InputError("give exactly one of -, --maildir DIR, --mbox FILE or --imap")
     settings = ctx.obj.settings
     with _database(ctx, dry_run=dry_run) as db:
         if maildir is not None:
             report = bounceprocess.process_maildir(db, settings, maildir, dry_run=dry_run)
+        elif imap:
+            report = bounceimap.process_imap(db, settings, dry_run=dry_run)
         elif mbox is not None:
             report = bounceprocess.process_mbox(db, settings, mbox, dry_run=dry_run)
         else:

@@ -86,6 +86,13 @@ class Settings:
     bounce_threshold: float = 3.0
     bounce_hard: Literal["immediate", "score"] = "immediate"
     bounce_reset: float = 30 * 86400.0
+    bounce_imap_host: str | None = None
+    bounce_imap_port: int = 993
+    bounce_imap_user: str | None = None
+    bounce_imap_password: str | None = field(default=None, repr=False)
+    bounce_imap_folder: str = "INBOX"
+    bounce_imap_security: SmtpSecurity = "ssl"
+    bounce_imap_ca_file: Path | None = None
     send_attempts: int = 4
     dkim_selector: str | None = None
     dkim_domain: str | None = None
@@ -245,6 +252,10 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     if bounce_threshold < 0.5:
         raise ConfigError(f"DIGEST_BOUNCE_THRESHOLD: must be at least 0.5, not {bounce_threshold}")
 
+    imap_security = (raw("DIGEST_BOUNCE_IMAP_SECURITY") or "ssl").lower()
+    if imap_security not in _SMTP_DEFAULT_PORTS:
+        raise ConfigError(f"DIGEST_BOUNCE_IMAP_SECURITY: must be ssl, starttls or none, not {imap_security!r}")
+
     schedule = raw("DIGEST_SCHEDULE") or Settings.schedule
     _check_schedule(schedule)
 
@@ -280,6 +291,19 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         bounce_threshold=bounce_threshold,
         bounce_hard=bounce_hard,  # type: ignore[arg-type]
         bounce_reset=_duration("DIGEST_BOUNCE_RESET", raw("DIGEST_BOUNCE_RESET"), 30 * 86400.0),
+        bounce_imap_host=raw("DIGEST_BOUNCE_IMAP_HOST"),
+        bounce_imap_port=_integer(
+            "DIGEST_BOUNCE_IMAP_PORT",
+            raw("DIGEST_BOUNCE_IMAP_PORT"),
+            993 if imap_security == "ssl" else 143,
+            minimum=1,
+            maximum=65535,
+        ),
+        bounce_imap_user=raw("DIGEST_BOUNCE_IMAP_USER"),
+        bounce_imap_password=raw("DIGEST_BOUNCE_IMAP_PASSWORD"),
+        bounce_imap_folder=raw("DIGEST_BOUNCE_IMAP_FOLDER") or "INBOX",
+        bounce_imap_security=imap_security,  # type: ignore[arg-type]
+        bounce_imap_ca_file=path_of("DIGEST_BOUNCE_IMAP_CA_FILE"),
         send_attempts=_integer("DIGEST_SEND_ATTEMPTS", raw("DIGEST_SEND_ATTEMPTS"), 4, minimum=1),
         dkim_selector=dkim[0],
         dkim_domain=dkim[1],
