@@ -150,3 +150,33 @@ def test_imap_login_failure_is_one_line_without_the_password(env: dict[str, str]
     assert result.exit_code == 1
     assert f"Error: IMAP 127.0.0.1:{dovecot}: login failed for bounces" in result.output
     assert "wrong-pass-123" not in result.output
+
+
+def test_the_daemon_polls_the_mailbox_when_imap_is_configured(env: dict[str, str], dovecot: int) -> None:
+    from conftest import settings_from
+    from digest import store
+    from digest.scheduler import Daemon, build_scheduler
+
+    environ = {**env, "DIGEST_BOUNCE_IMAP_HOST": "127.0.0.1", "DIGEST_BOUNCE_IMAP_PORT": str(dovecot),
+               "DIGEST_BOUNCE_IMAP_USER": "bounces", "DIGEST_BOUNCE_IMAP_PASSWORD": PASSWORD,
+               "DIGEST_BOUNCE_IMAP_SECURITY": "none", "DIGEST_BOUNCE_INTERVAL": "10m"}  # fmt: skip
+    add_subscribers(environ, "frank@gmail.com")
+    client = imaplib.IMAP4("127.0.0.1", dovecot)
+    client.login("bounces", PASSWORD)
+    client.append(
+        "INBOX", "", imaplib.Time2Internaldate(time.time()), (FIXTURES / "1764500006.gmail.fixture").read_bytes()
+    )
+    client.logout()
+    settings = settings_from(environ)
+    db = store.open_db(settings.db_path)
+    try:
+        daemon = Daemon(settings, db)
+        scheduler = build_scheduler(daemon)
+        job = scheduler.get_job("bounces")
+        assert job is not None and job.trigger.interval.total_seconds() == 600
+        daemon.bounce_job()
+        status = db.execute("SELECT status FROM subscribers WHERE email = 'frank@gmail.com'").fetchone()[0]
+        assert status == "bounced"
+        assert build_scheduler(Daemon(settings_from(env), db)).get_job("bounces") is None  # no IMAP: no job
+    finally:
+        db.close()

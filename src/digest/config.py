@@ -93,6 +93,7 @@ class Settings:
     bounce_imap_folder: str = "INBOX"
     bounce_imap_security: SmtpSecurity = "ssl"
     bounce_imap_ca_file: Path | None = None
+    bounce_interval: float = 1800.0  # how often the daemon reads the IMAP bounce mailbox
     send_attempts: int = 4
     dkim_selector: str | None = None
     dkim_domain: str | None = None
@@ -304,6 +305,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         bounce_imap_folder=raw("DIGEST_BOUNCE_IMAP_FOLDER") or "INBOX",
         bounce_imap_security=imap_security,  # type: ignore[arg-type]
         bounce_imap_ca_file=path_of("DIGEST_BOUNCE_IMAP_CA_FILE"),
+        bounce_interval=_duration("DIGEST_BOUNCE_INTERVAL", raw("DIGEST_BOUNCE_INTERVAL"), 1800.0),
         send_attempts=_integer("DIGEST_SEND_ATTEMPTS", raw("DIGEST_SEND_ATTEMPTS"), 4, minimum=1),
         dkim_selector=dkim[0],
         dkim_domain=dkim[1],
