@@ -26,6 +26,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ from email.utils import parsedate_to_datetime
 from flufl.bounce import all_failures
 
 from digest import verp
+
+# flufl.bounce logs every detector it tries at INFO: noise in the daemon's log.
+logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"\b([45])(\d\d)[ :-]")
