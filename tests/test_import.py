@@ -49,10 +49,15 @@ def test_mailchimp_unsubscribed_export_is_recorded_and_never_resubscribes(env: d
 
     assert result.exit_code == 0, result.output
     assert "Recorded as unsubscribed/bounced (so they are never mailed): 1" in result.stdout
-    assert "Already present: 1" in result.stdout  # ada: active here stays as is
+    # ada is active here but unsubscribed in the later export: her choice wins.
+    assert "Unsubscribed (left or bounced in the file, active here): 1" in result.stdout
     stored = rows(env)
     assert stored["left@example.com"]["status"] == "unsubscribed"
-    assert stored["ada@example.com"]["status"] == "active"
+    assert stored["left@example.com"]["updated"] == "2022-02-02T12:00:00+00:00"  # UNSUB_TIME kept
+    assert (stored["ada@example.com"]["status"], stored["ada@example.com"]["updated"]) == (
+        "unsubscribed",
+        "2023-05-05T05:05:05+00:00",
+    )
     # A recorded unsubscribe blocks a later plain add.
     again = run_cli(["subscribers", "add", "left@example.com"], env)
     assert again.exit_code == 2

@@ -172,6 +172,9 @@ def test_a_550_fails_that_recipient_only_and_marks_it_bounced(env: dict[str, str
         assert get_by_email(db, "gone@example.com").status == "bounced"  # type: ignore[union-attr]
     finally:
         db.close()
+    # Recorded like a mailed bounce, in the same table (digest bounces list).
+    listing = run_cli(["bounces", "list", "--email", "gone@example.com"], environ)
+    assert "gone@example.com  hard  5.1.1  digest 1  smtp" in listing.output, listing.output
     assert digest_status(environ) == ["sent"]
     assert "2 sent, 1 failed" in result.output
     status_output = run_cli(["status"], environ).output

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from digest import __version__, exitcodes
+from digest.cli_bounces import bounces_group, reactivate
 from digest.cli_feeds import feeds_group
 from digest.cli_subscribers import subscribers_group
 from digest.errors import DigestError
@@ -439,7 +440,7 @@ def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
 @pass_app
 def status(app: App, as_json: bool) -> None:
     """Show feeds, pending entries, subscribers and recent digests."""
-    from digest import pipeline, scheduler, store, subscribers
+    from digest import bounceprocess, pipeline, scheduler, store, subscribers
 
     settings = app.settings
     if not settings.db_path.exists():
@@ -454,6 +455,7 @@ def status(app: App, as_json: bool) -> None:
         pending = store.pending_count(db)
         schedule_lines = scheduler.schedule_status(settings, db, store.utcnow())
         counts = subscribers.status_counts(db)
+        rate_lines = bounceprocess.rate_lines(db)
         rows = pipeline.summary_rows(db)
     finally:
         db.close()
@@ -463,7 +465,7 @@ def status(app: App, as_json: bool) -> None:
             "daemon": {"holder": scheduler.daemon_holder(settings.db_path), "schedule": settings.schedule,
                        "timezone": settings.timezone, "check_interval_seconds": settings.check_interval,
                        "lines": schedule_lines},
-            "subscribers": counts, "digests": rows,
+            "subscribers": counts, "digests": rows, "bounce_rates": rate_lines,
         }, indent=2, default=str))  # fmt: skip
         return
     click.echo(f"Database: {settings.db_path}")
@@ -475,6 +477,8 @@ def status(app: App, as_json: bool) -> None:
     for line in schedule_lines:
         click.echo(line)
     click.echo("Subscribers: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for line in rate_lines:
+        click.echo(line)
     click.echo("Recent digests:")
     if not rows:
         click.echo("  none yet")
@@ -493,6 +497,8 @@ def status(app: App, as_json: bool) -> None:
 
 cli.add_command(subscribers_group)
 cli.add_command(feeds_group)
+cli.add_command(bounces_group)
+subscribers_group.add_command(reactivate)
 
 
 @cli.command(short_help="Serve the unsubscribe endpoint alone.")

@@ -190,6 +190,8 @@ def _print_problems(report: ImportReport) -> None:
     hidden = report.invalid - MAX_REPORTED_PROBLEMS
     if hidden > 0:
         click.echo(f"{report.path}: ... and {hidden} more invalid row(s)", err=True)
+    for warning in report.date_warnings[:MAX_REPORTED_PROBLEMS]:
+        click.echo(f"{report.path}: warning: {warning} (imported, with the import time)", err=True)
 
 
 def _print_report(report: ImportReport) -> None:
@@ -205,6 +207,9 @@ def _print_report(report: ImportReport) -> None:
     if report.recorded_not_subscribed:
         verb2 = "Would record" if report.dry_run else "Recorded"
         lines.append(f"{verb2} as unsubscribed/bounced (so they are never mailed): {report.recorded_not_subscribed}")
+    if report.downgraded:
+        verb3 = "Would unsubscribe" if report.dry_run else "Unsubscribed"
+        lines.append(f"{verb3} (left or bounced in the file, active here): {report.downgraded}")
     if report.duplicates:
         lines.append(f"Duplicates within the file (counted once): {report.duplicates}")
     lines.append(f"Invalid (see above): {report.invalid}")

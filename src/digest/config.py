@@ -87,6 +87,18 @@ class Settings:
     fetch_max_bytes: int = 10 * 1024 * 1024
     log_level: str | None = None  # None: INFO for the daemon and serve, WARNING for one-shot commands
     bounce_on_5xx: bool = True
+    bounce_address: str | None = None  # DIGEST_BOUNCE_ADDRESS: VERP envelope sender base
+    bounce_threshold: float = 3.0
+    bounce_hard: Literal["immediate", "score"] = "immediate"
+    bounce_reset: float = 30 * 86400.0
+    bounce_imap_host: str | None = None
+    bounce_imap_port: int = 993
+    bounce_imap_user: str | None = None
+    bounce_imap_password: str | None = field(default=None, repr=False)
+    bounce_imap_folder: str = "INBOX"
+    bounce_imap_security: SmtpSecurity = "ssl"
+    bounce_imap_ca_file: Path | None = None
+    bounce_interval: float = 1800.0  # how often the daemon reads the IMAP bounce mailbox
     send_attempts: int = 4
     dkim_selector: str | None = None
     dkim_domain: str | None = None
@@ -236,6 +248,25 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
             "DIGEST_DKIM_DOMAIN and DIGEST_DKIM_KEY_FILE"
         )
 
+    bounce_address = raw("DIGEST_BOUNCE_ADDRESS")
+    if bounce_address is not None:
+        parsed = parse_address("DIGEST_BOUNCE_ADDRESS", bounce_address)
+        if parsed.display_name or "+" in parsed.username:
+            raise ConfigError(f"DIGEST_BOUNCE_ADDRESS: a bare address without '+', not {bounce_address!r}")
+        if not raw("DIGEST_SECRET"):
+            raise ConfigError("DIGEST_BOUNCE_ADDRESS: needs DIGEST_SECRET, which signs the VERP tokens")
+        bounce_address = parsed.addr_spec
+    bounce_hard = (raw("DIGEST_BOUNCE_HARD") or "immediate").lower()
+    if bounce_hard not in ("immediate", "score"):
+        raise ConfigError(f"DIGEST_BOUNCE_HARD: must be immediate or score, not {raw('DIGEST_BOUNCE_HARD')!r}")
+    bounce_threshold = _number("DIGEST_BOUNCE_THRESHOLD", raw("DIGEST_BOUNCE_THRESHOLD"), 3.0)
+    if bounce_threshold < 0.5:
+        raise ConfigError(f"DIGEST_BOUNCE_THRESHOLD: must be at least 0.5, not {bounce_threshold}")
+
+    imap_security = (raw("DIGEST_BOUNCE_IMAP_SECURITY") or "ssl").lower()
+    if imap_security not in _SMTP_DEFAULT_PORTS:
+        raise ConfigError(f"DIGEST_BOUNCE_IMAP_SECURITY: must be ssl, starttls or none, not {imap_security!r}")
+
     schedule = raw("DIGEST_SCHEDULE") or Settings.schedule
     _check_schedule(schedule)
 
@@ -267,6 +298,24 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
         ),
         log_level=level.upper() if level else None,
         bounce_on_5xx=_boolean("DIGEST_BOUNCE_ON_5XX", raw("DIGEST_BOUNCE_ON_5XX"), True),
+        bounce_address=bounce_address,
+        bounce_threshold=bounce_threshold,
+        bounce_hard=bounce_hard,  # type: ignore[arg-type]
+        bounce_reset=_duration("DIGEST_BOUNCE_RESET", raw("DIGEST_BOUNCE_RESET"), 30 * 86400.0),
+        bounce_imap_host=raw("DIGEST_BOUNCE_IMAP_HOST"),
+        bounce_imap_port=_integer(
+            "DIGEST_BOUNCE_IMAP_PORT",
+            raw("DIGEST_BOUNCE_IMAP_PORT"),
+            993 if imap_security == "ssl" else 143,
+            minimum=1,
+            maximum=65535,
+        ),
+        bounce_imap_user=raw("DIGEST_BOUNCE_IMAP_USER"),
+        bounce_imap_password=raw("DIGEST_BOUNCE_IMAP_PASSWORD"),
+        bounce_imap_folder=raw("DIGEST_BOUNCE_IMAP_FOLDER") or "INBOX",
+        bounce_imap_security=imap_security,  # type: ignore[arg-type]
+        bounce_imap_ca_file=path_of("DIGEST_BOUNCE_IMAP_CA_FILE"),
+        bounce_interval=_duration("DIGEST_BOUNCE_INTERVAL", raw("DIGEST_BOUNCE_INTERVAL"), 1800.0),
         send_attempts=_integer("DIGEST_SEND_ATTEMPTS", raw("DIGEST_SEND_ATTEMPTS"), 4, minimum=1),
         dkim_selector=dkim[0],
         dkim_domain=dkim[1],

@@ -3,7 +3,8 @@
 Reading is forgiving about the file and strict about the addresses: a UTF-8
 BOM, UTF-16 (Excel's "Unicode text"), CRLF line ends and a ``;`` or tab
 delimiter (Excel in many locales) all work, and the header is matched against
-the column names Mailchimp, Substack, Buttondown and listmonk export
+the column names Mailchimp, Substack, Buttondown (``subscriber_type``, ``type``),
+listmonk, ConvertKit/Kit (``state``) and Ghost (``subscribed_to_emails``) export
 (``Email Address``, ``email``, ``E-mail``; ``name`` or ``First Name`` +
 ``Last Name``; a status column, Mailchimp's ``UNSUB_TIME``/``CLEAN_TIME``,
 Substack's ``email_disabled``). Every address goes through the same
@@ -12,7 +13,11 @@ validation as ``digest subscribers add``.
 What happens to each row:
 
 * a valid, subscribed address that is new is added (``source`` = ``import:<file>``);
-* one already active here is left alone ("already present");
+* one already active here is left alone ("already present"), unless the file
+  says they left (unsubscribed, cleaned, bounced, complained): that choice is
+  applied ("unsubscribed"); an import never re-subscribes anyone;
+* dates (sign-up, ``UNSUB_TIME``/``CLEAN_TIME``) are read in ISO 8601 and
+  listmonk's Go format; an unreadable one is warned about with its line;
 * one that unsubscribed or bounced here is never re-subscribed ("skipped");
 * a row the file itself marks unsubscribed/bounced/cleaned is recorded with
   that status when the address is new ("recorded as not subscribed"), so a
@@ -56,7 +61,8 @@ _EMAIL_COLUMNS = ("email", "emailaddress", "mail", "emailaddr", "subscriberemail
 _NAME_COLUMNS = ("name", "fullname", "displayname", "subscribername")
 _FIRST_NAME_COLUMNS = ("firstname", "first", "givenname", "fname")
 _LAST_NAME_COLUMNS = ("lastname", "last", "surname", "familyname", "lname")
-_STATUS_COLUMNS = ("status", "subscribertype", "subscriptionstatus", "subscriberstatus")
+# "type": Buttondown's newer exports; "state": ConvertKit/Kit.
+_STATUS_COLUMNS = ("status", "subscribertype", "subscriptionstatus", "subscriberstatus", "type", "state")
 _CREATED_COLUMNS = ("created", "createdat", "optintime", "confirmtime", "creationdate", "subscribedat",
                     "dateadded", "signupdate", "subscribed")  # fmt: skip
 
@@ -64,7 +70,8 @@ _ACTIVE_VALUES = {"", "active", "subscribed", "subscriber", "confirmed", "enable
                   "premium", "gifted", "trialed", "churning", "pastdue", "unpaid", "comp"}  # fmt: skip
 _UNSUBSCRIBED_VALUES = {"unsubscribed", "unsubscribe", "optedout", "optout", "removed", "complained",
                         "spammy", "spam", "blocklisted", "blacklisted", "blocked", "disabled", "archived",
-                        "inactive"}  # fmt: skip
+                        "inactive", "cancelled", "canceled"}  # fmt: skip
+_COMPLAINED_VALUES = {"complained", "spammy", "spam"}
 _BOUNCED_VALUES = {"bounced", "cleaned", "undeliverable", "hardbounce"}
 _TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 
@@ -85,6 +92,9 @@ class CsvRow:
     name: str | None
     status: str  # active | unsubscribed | bounced
     created: str | None
+    changed_at: str | None = None  # when the file says they left (UNSUB_TIME, CLEAN_TIME)
+    reason: str | None = None  # unsubscribe_reason for a status that means less mail
+    date_problem: str | None = None  # a date column that could not be read
 
 
 @dataclass
@@ -101,7 +111,9 @@ class ImportReport:
     skipped_unsubscribed: int = 0  # unsubscribed or bounced here: never re-subscribed
     recorded_not_subscribed: int = 0  # marked unsubscribed/bounced in the file, new here
     duplicates: int = 0
+    downgraded: int = 0  # active here, unsubscribed/bounced/cleaned/complained in the file: applied
     problems: list[RowProblem] = field(default_factory=list)
+    date_warnings: list[RowProblem] = field(default_factory=list)  # unreadable dates (row still imported)
 
     @property
     def invalid(self) -> int:
@@ -164,6 +176,7 @@ class _Layout:
     unsub_time: int | None = None
     clean_time: int | None = None
     created: int | None = None
+    subscribed_to_emails: int | None = None  # Ghost: false means unsubscribed
 
 
 def _layout(path: Path, header: list[str]) -> tuple[_Layout, bool]:
@@ -190,6 +203,7 @@ def _layout(path: Path, header: list[str]) -> tuple[_Layout, bool]:
             unsub_time=_find(header, ("unsubtime",)),
             clean_time=_find(header, ("cleantime",)),
             created=_find(header, _CREATED_COLUMNS),
+            subscribed_to_emails=_find(header, ("subscribedtoemails",)),
         ),
         True,
     )
@@ -227,6 +241,8 @@ def _row_status(row: list[str], layout: _Layout) -> str | None:
         return "bounced"
     if _cell(row, layout.unsub_time) or _cell(row, layout.email_disabled).lower() in _TRUE_VALUES:
         return "unsubscribed"
+    if _cell(row, layout.subscribed_to_emails).lower() in ("false", "0", "no", "n", "f"):
+        return "unsubscribed"
     value = _header_key(_cell(row, layout.status))
     if value in _ACTIVE_VALUES:
         return "active"
@@ -245,18 +261,44 @@ def _row_name(row: list[str], layout: _Layout) -> str | None:
     return cleaned[:MAX_NAME_LENGTH] if cleaned else None
 
 
-def _row_created(row: list[str], layout: _Layout) -> str | None:
-    """The original sign-up time as ISO 8601 UTC, kept as consent evidence; None if absent or unreadable."""
-    value = _cell(row, layout.created)
-    if not value:
-        return None
+# listmonk writes Go's time.String(): "2020-07-01 12:44:19.869489 +0000 +0000"
+# or "... +0000 UTC"; others write ISO 8601, often with a "Z" or " UTC".
+_GO_TIME = re.compile(r"^(\S+ \S+) ([+-]\d{4})(?: (?:[+-]\d{4}|[A-Z]{2,5}))?$")
+
+
+def parse_date(value: str) -> datetime | None:
+    """A date from an export as an aware UTC datetime; None when it cannot be read."""
+    text = value.strip()
+    if text.endswith((" UTC", " GMT")):
+        text = text[:-4].strip()
+    match = _GO_TIME.match(text)
+    if match:
+        text = match.group(1) + match.group(2)
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # nanoseconds: Python reads microseconds
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1) if match else text)
     except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # exports write UTC without saying so
-    return to_text(moment.replace(microsecond=0))
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _row_date(row: list[str], index: int | None, problems: list[str]) -> str | None:
+    value = _cell(row, index)
+    if not value:
+        return None
+    moment = parse_date(value)
+    if moment is None:
+        problems.append(f"unreadable date {value!r}")
+        return None
+    return to_text(moment)
+
+
+def _row_reason(row: list[str], layout: _Layout, status: str) -> str | None:
+    if status == "active":
+        return None
+    return "complaint" if _header_key(_cell(row, layout.status)) in _COMPLAINED_VALUES else "import"
 
 
 def read_csv(path: Path, encoding: str = "utf-8") -> tuple[dict[str, str], str, Iterator[CsvRow | RowProblem]]:
@@ -322,7 +364,11 @@ def _parse_row(line: int, row: list[str], layout: _Layout) -> CsvRow | RowProble
     if status is None:
         value = _cell(row, layout.status)
         return RowProblem(line, f"{email}: status {value!r} is not a confirmed subscription; not imported")
-    return CsvRow(line, email, _row_name(row, layout), status, _row_created(row, layout))
+    dates: list[str] = []
+    created = _row_date(row, layout.created, dates)
+    changed = _row_date(row, layout.unsub_time, dates) or _row_date(row, layout.clean_time, dates)
+    return CsvRow(line, email, _row_name(row, layout), status, created, changed, _row_reason(row, layout, status),
+                  "; ".join(dates) or None)  # fmt: skip
 
 
 # --- planning and writing -------------------------------------------------------------
@@ -365,29 +411,44 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
         else:
             first_line[item.email] = item.line
             rows.append(item)
+            if item.date_problem:
+                report.date_warnings.append(RowProblem(item.line, f"{item.email}: {item.date_problem}"))
 
     def plan_and_write() -> None:
         existing = _existing_statuses(db, [r.email for r in rows])
         now = to_text(utcnow())
         source = f"import:{path.name}"
         inserts = []
+        downgrades = []
         for row in rows:
             status = existing.get(row.email)
             if status is None:
-                inserts.append((row.email, row.name, row.status, new_token(), row.created or now, now, source))
+                inserts.append((row.email, row.name, row.status, new_token(), row.created or now,
+                                row.changed_at or now, source, row.reason))  # fmt: skip
                 if row.status == "active":
                     report.added += 1
                 else:
                     report.recorded_not_subscribed += 1
+            elif status == "active" and row.status != "active":
+                # The reader left in the other tool: that choice wins; an import
+                # only ever means less mail, never more.
+                downgrades.append((row.status, row.reason, row.changed_at or now, row.email))
+                report.downgraded += 1
             elif status == "active" or row.status != "active":
                 report.already_present += 1
             else:
                 report.skipped_unsubscribed += 1
         if not dry_run and inserts:
             db.conn.executemany(
-                "INSERT INTO subscribers (email, name, status, token, created, updated, source) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO subscribers (email, name, status, token, created, updated, source, unsubscribe_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
+            )
+        if not dry_run and downgrades:
+            db.conn.executemany(
+                "UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? "
+                "WHERE email = ? AND status = 'active'",
+                downgrades,
             )
 
     try:

@@ -145,7 +145,7 @@ class SmtpTransport:
             self.connect()
         assert self._smtp is not None
         options = ["SMTPUTF8"] if not message.recipient.isascii() else []
-        self._smtp.sendmail(sender, [message.recipient], message.data, mail_options=options)
+        self._smtp.sendmail(message.envelope_from or sender, [message.recipient], message.data, mail_options=options)
 
     def reset(self) -> None:
         """Forget the connection (after an error); the next send reconnects."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
-from digest import headers, tokens
+from digest import headers, tokens, verp
 from digest.placeholders import LEGACY, Placeholders
 
 MAX_NAME_CHARS = headers.MAX_NAME
@@ -100,6 +100,7 @@ class OutgoingMessage:
     recipient: str
     message_id: str
     data: bytes
+    envelope_from: str | None = None  # a VERP MAIL FROM (DIGEST_BOUNCE_ADDRESS), else the From address
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class PreparedMessage:
     mailto: str | None
     signer: Signer | None = None
     placeholders: Placeholders = LEGACY
+    bounce_address: str | None = None  # DIGEST_BOUNCE_ADDRESS: VERP envelope sender per recipient
+    digest_id: int = 0
     bodies: tuple[EncodedBody, EncodedBody] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +156,7 @@ class PreparedMessage:
         text_values = {name: _qp(value) for name, value in values.items()}
         html_values = {name: _qp(html.escape(value)) for name, value in values.items()}
         message_id = self.message_id(recipient)
+        bounce_token = verp.make_token(self.secret, self.digest_id, recipient.id) if self.bounce_address else None
         unsubscribe = [f"<{url}>"]
         if self.mailto:
             unsubscribe.append(f"<mailto:{quote(headers.addr_spec(self.mailto), safe='@')}?subject=unsubscribe>")
@@ -164,6 +168,7 @@ class PreparedMessage:
             + b"List-Unsubscribe: " + ",\r\n ".join(unsubscribe).encode("ascii") + b"\r\n"
             + (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" if self.public_url else b"")
             + self.static_headers
+            + (f"{verp.HEADER}: {bounce_token}\r\n".encode("ascii") if bounce_token else b"")
         )  # fmt: skip
         boundary = b"--" + self.boundary.encode("ascii")
         part_head = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
@@ -176,8 +181,13 @@ class PreparedMessage:
         ))  # fmt: skip
         if self.signer is not None:
             data = self.signer(data) + data
+        envelope = (
+            verp.envelope_sender(self.bounce_address, bounce_token) if self.bounce_address and bounce_token else None
+        )
         # The envelope gets the ASCII (IDNA) domain too: only a non-ASCII local part needs SMTPUTF8.
-        return OutgoingMessage(recipient=headers.addr_spec(recipient.email), message_id=message_id, data=data)
+        return OutgoingMessage(
+            recipient=headers.addr_spec(recipient.email), message_id=message_id, data=data, envelope_from=envelope
+        )
 
 
 def prepare_message(
@@ -194,6 +204,8 @@ def prepare_message(
     mailto: str | None = None,
     signer: Signer | None = None,
     placeholders: Placeholders | None = None,
+    bounce_address: str | None = None,
+    digest_id: int = 0,
 ) -> PreparedMessage:
     """``placeholders``: those the digest was rendered with (the fixed legacy ones when None)."""
     boundary = "=_digest_" + secrets.token_hex(12)
@@ -220,6 +232,8 @@ def prepare_message(
         mailto=mailto,
         signer=signer,
         placeholders=placeholders or LEGACY,
+        bounce_address=bounce_address,
+        digest_id=digest_id,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from digest import store
+from digest.bounceprocess import record_smtp_refusal
 from digest.config import Settings
 from digest.errors import DigestError, FeedError, InputError
 from digest.feeds import Fetcher, FetchError, HttpFetcher, parse_feed
@@ -35,7 +36,7 @@ from digest.mailer import TransportFactory as TransportFactory  # re-exported fo
 from digest.message import PreparedMessage, Recipient, Signer, dkim_signer, prepare_message
 from digest.models import StoredEntry, Subscriber
 from digest.placeholders import Placeholders
-from digest.subscribers import get_by_email, new_token, normalise_email, set_status
+from digest.subscribers import get_by_email, new_token, normalise_email
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,8 @@ def prepared_for(plan: DigestPlan, settings: Settings) -> PreparedMessage:
         mailto=settings.unsubscribe_mailto,
         signer=signer,
         placeholders=Placeholders(plan.placeholder_nonce),
+        bounce_address=settings.bounce_address,
+        digest_id=plan.id,
     )
 
 
@@ -354,8 +357,11 @@ def deliver_digest(
             setattr(report, recorded, getattr(report, recorded) + 1)
             report.errors.append(f"{result.recipient.email}: {result.error}")
             log.warning("digest %d: %s %s: %s", plan.id, result.recipient.email, recorded, result.error)
-            if result.refused and settings.bounce_on_5xx:
-                set_status(db, subscriber_id, "bounced")
+            if (
+                result.refused
+                and settings.bounce_on_5xx
+                and record_smtp_refusal(db, settings, subscriber_id, plan.id, result.error or "")
+            ):
                 report.bounced += 1
         report.elapsed = time.monotonic() - started
         if progress:

@@ -153,6 +153,19 @@ class Daemon:
             log.info("start-up: resuming unfinished digest %s", _ids(unfinished))
         self.check_job()
 
+    def bounce_job(self) -> None:
+        """Read the IMAP bounce mailbox (DIGEST_BOUNCE_IMAP_*); a failure is logged, the daemon goes on."""
+        if self.stop.is_set():
+            return
+        from digest.bounceimap import process_imap
+
+        try:
+            report = process_imap(self.db, self.settings)
+        except DigestError as exc:
+            log.error("bounce mailbox: %s", exc)
+            return
+        log.info("bounce mailbox: %d message(s), %d subscriber(s) changed", len(report.outcomes), len(report.changed))
+
     def check_job(self) -> None:
         """Record new entries; retry a digest that a failed or interrupted send left unfinished."""
         if self.stop.is_set():
@@ -283,6 +296,10 @@ def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
     scheduler.add_job(daemon.check_job, check_trigger(settings), id="check", name="check",
                       misfire_grace_time=max(1, int(settings.check_interval)), **once)  # fmt: skip
     scheduler.add_job(daemon.send_job, daemon.trigger, id="send", name="send", misfire_grace_time=None, **once)
+    if settings.bounce_imap_host:
+        every = IntervalTrigger(seconds=settings.bounce_interval, timezone=settings.zone)
+        scheduler.add_job(daemon.bounce_job, every, id="bounces", name="bounces",
+                          misfire_grace_time=max(1, int(settings.bounce_interval)), **once)  # fmt: skip
     every_minute = IntervalTrigger(seconds=daemon_watch.HEARTBEAT_SECONDS, timezone=settings.zone)
     scheduler.add_job(daemon.tick_job, every_minute, id="tick", name="heartbeat and retries",
                       misfire_grace_time=daemon_watch.HEARTBEAT_SECONDS, **once)  # fmt: skip

@@ -155,6 +155,31 @@ def _migration_retry_schedule(db: Database) -> None:
     db.execute("CREATE INDEX deliveries_retry ON deliveries(status, next_attempt)")
 
 
+def _migration_bounces(db: Database) -> None:
+    # Every bounce and complaint, kept so the owner can see and undo decisions
+    # (bouncestore.py). ``message_key`` makes processing the same mail twice a no-op.
+    db.executescript(
+        """
+        CREATE TABLE bounces (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            digest_id INTEGER REFERENCES digests(id),
+            kind TEXT NOT NULL,                          -- hard | soft | complaint
+            status_code TEXT,
+            diagnostic TEXT NOT NULL DEFAULT '',
+            received TEXT NOT NULL,
+            source TEXT NOT NULL,                        -- smtp | maildir | mbox | imap | stdin
+            message_key TEXT,
+            counted INTEGER NOT NULL DEFAULT 0,          -- added to the score (once a day at most)
+            UNIQUE (subscriber_id, message_key)
+        );
+        CREATE INDEX bounces_subscriber ON bounces(subscriber_id, received);
+        ALTER TABLE subscribers ADD COLUMN bounce_score REAL NOT NULL DEFAULT 0;
+        ALTER TABLE subscribers ADD COLUMN unsubscribe_reason TEXT;
+        """
+    )
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -162,6 +187,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_digest_placeholders,
     _migration_cross_feed_identity,
     _migration_retry_schedule,
+    _migration_bounces,
 )
 
 
