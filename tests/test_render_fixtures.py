@@ -89,8 +89,12 @@ def test_what_no_email_should_carry_is_gone(full_doc: lxml_html.HtmlElement) -> 
 def test_media_becomes_a_link_to_the_post(full_doc: lxml_html.HtmlElement) -> None:
     cell = entry_cell(full_doc, "What an email must not carry")
     post = "https://blog.example.org/2026/11/15/hostile/"
-    media_links = [a for a in cell.iter("a") if a.get("href") == post and "view it on the site" in a.text_content()]
-    assert len(media_links) == 2  # the video and the audio; feedparser already dropped the iframe
+    cards = {a.text_content().strip("▶ "): a.get("href") for a in cell.iter("a") if "▶" in a.text_content()}
+    assert cards == {
+        "Watch on YouTube": "https://www.youtube.com/watch?v=xyz",  # the iframe, kept as a link to the video
+        "Watch the video": post + "talk.mp4",
+        "Listen to the audio": post + "episode.mp3",
+    }
 
 
 def test_links_and_images_are_absolute_and_images_fit(full_doc: lxml_html.HtmlElement) -> None:
@@ -101,7 +105,8 @@ def test_links_and_images_are_absolute_and_images_fit(full_doc: lxml_html.HtmlEl
     rouge = entry_cell(full_doc, "Rouge: Python with tabs and a very long line")
     hrefs = {a.text_content(): a.get("href") for a in rouge.iter("a")}
     assert hrefs["earlier post"] == "https://blog.example.org/2026/10/01/backoff.html"
-    assert hrefs["the notes"] == "https://blog.example.org/#notes"  # feedparser resolves against xml:base
+    # A fragment points into the post itself, not the feed's xml:base.
+    assert hrefs["the notes"] == "https://blog.example.org/2026/11/20/rouge.html#notes"
     hostile = entry_cell(full_doc, "What an email must not carry")
     assert {a.text_content(): a.get("href") for a in hostile.iter("a")}["a relative link"] == (
         "https://blog.example.org/2026/11/15/archive/"  # resolved against the content's xml:base

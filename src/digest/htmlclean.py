@@ -80,6 +80,8 @@ def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_ur
     for img in list(root.iter("img")):
         if not img.get("src") or urlsplit(img.get("src", "")).scheme.lower() not in ("http", "https"):
             _drop(img, keep_content=False)  # data: or relative without a base: nothing a client can load
+        elif is_tracking_pixel(img):
+            _drop(img, keep_content=False)  # the digest never reports its readers to anyone
         else:
             _fit_image(img)
     _drop_repeated_heading(root, title)
@@ -111,14 +113,53 @@ def _replace_media(element: HtmlElement, link: str | None) -> None:
     parent.replace(element, replacement)
 
 
+_TRACKERS = ("feeds.feedburner.com/~r/", "feedburner.com/~ff/", "feedproxy.google.com/~r/", "pixel.wp.com/",
+             "stats.wordpress.com/", "medium.com/_/stat", "/_/stat?event=", "pixel.quantserve.com/",
+             "www.google-analytics.com/", "ssl.google-analytics.com/", "statcounter.com/", "/tracking/pixel",
+             "substackcdn.com/open", "substack.com/o/", "list-manage.com/track/open", "doubleclick.net/",
+             "feedblitz.com/", "mf.feeds.reuters.com/", "assets.feedblitz.com/", "a.fsdn.com/")  # fmt: skip
+
+
+def _pixels(value: str | None) -> int | None:
+    value = (value or "").strip().lower().removesuffix("px")
+    return int(value) if value.isdigit() else None
+
+
+def is_tracking_pixel(img: HtmlElement) -> bool:
+    """A 1x1 (or 0-sized) image, or one from a known counting service."""
+    src = img.get("src", "").lower()
+    if any(marker in src for marker in _TRACKERS):
+        return True
+    style = img.get("style", "").replace(" ", "").lower()
+    width, height = _pixels(img.get("width")), _pixels(img.get("height"))
+    for prop in style.split(";"):
+        name, _, value = prop.partition(":")
+        if name == "width":
+            width = _pixels(value)
+        elif name == "height":
+            height = _pixels(value)
+        elif name == "display" and value == "none":
+            return True
+    return (width is not None and width <= 1) or (height is not None and height <= 1)
+
+
 def _fit_image(img: HtmlElement) -> None:
-    width = img.get("width")
-    if width and width.isdigit() and int(width) > COLUMN_WIDTH:
-        height = img.get("height")
-        if height and height.isdigit():
-            img.set("height", str(round(int(height) * COLUMN_WIDTH / int(width))))
+    """An explicit pixel width no wider than the column (Outlook for Windows ignores max-width)."""
+    width, height = _pixels(img.get("width")), _pixels(img.get("height"))
+    if width is None or width > COLUMN_WIDTH:
+        if width and height:
+            img.set("height", str(round(height * COLUMN_WIDTH / width)))
+        else:
+            img.attrib.pop("height", None)  # unknown ratio: let the client scale it
         img.set("width", str(COLUMN_WIDTH))
-    style = img.get("style", "").rstrip("; ")
+    else:
+        img.set("width", str(width))
+        if height is not None:
+            img.set("height", str(height))
+        else:
+            img.attrib.pop("height", None)
+    kept = [p for p in img.get("style", "").split(";") if p.split(":")[0].strip().lower() not in ("width", "height")]
+    style = ";".join(p.strip() for p in kept if p.strip())
     extra = "max-width:100%;height:auto;border:0"
     img.set("style", f"{style};{extra}" if style else extra)
     if img.get("alt") is None:

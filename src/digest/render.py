@@ -25,7 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from premailer import Premailer
 
-from digest import codeblocks, htmlclean, textify
+from digest import codeblocks, htmlclean, sanitize, textify
 from digest.config import Settings
 from digest.errors import ConfigError, RenderError
 from digest.models import Digest, StoredEntry
@@ -292,7 +292,8 @@ def render_subject(settings: Settings, views: list[EntryView]) -> str:
 
 def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
     source = entry.content_html or entry.summary_html
-    root = htmlclean.parse_fragment(source if form != "title" else "")
+    safe = sanitize.sanitise_entry_html(source, link=entry.link) if form != "title" else ""
+    root = htmlclean.parse_fragment(safe)
     htmlclean.clean_entry_html(root, title=entry.title, link=entry.link, base_url=entry.feed_site_url)
     actual = form
     if form == "excerpt":
