@@ -9,6 +9,7 @@ made absolute. Everything works on lxml trees; the caller serialises.
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -219,29 +220,113 @@ def _content_container(root: HtmlElement) -> HtmlElement:
             return container
 
 
+# Chinese, Japanese and Korean are written without spaces: a character counts
+# as this many words (two characters read about as long as one English word).
+CJK_WORDS_PER_CHARACTER = 0.5
+_CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def text_words(text: str) -> int:
+    """Words in ``text``, CJK characters weighted by CJK_WORDS_PER_CHARACTER."""
+    characters = len(_CJK.findall(text))
+    return len(_CJK.sub(" ", text).split()) + math.ceil(characters * CJK_WORDS_PER_CHARACTER)
+
+
 def word_count(element: HtmlElement) -> int:
-    return len(element.text_content().split())
+    return text_words(element.text_content())
 
 
 def excerpt(root: HtmlElement, max_words: int) -> bool:
-    """Keep leading block children of ``root`` up to about ``max_words`` words.
+    """Keep leading blocks of ``root`` up to about ``max_words`` words.
 
-    Cuts only between top-level blocks, never inside one. Always keeps the
-    first block that has text. Returns True when something was cut.
+    Cuts between blocks; text run together with ``<br>`` counts as blocks of
+    its own lines. Always keeps the first block that has text, and never ends
+    on a heading, a rule or a lone bold lead-in line. Returns True when
+    something was cut.
     """
+    container = _content_container(root)
+    if word_count(container) <= max_words:
+        return False
+    _paragraphs_from_breaks(container)
+    for child in [c for c in container if isinstance(c.tag, str)]:
+        if child.tag in ("p", "div") and child.find("br") is not None and word_count(child) > max_words // 2:
+            _paragraphs_from_breaks(child)
+            if child.tag == "p" or not (child.text or "").strip():
+                child.drop_tag()  # its lines become the container's paragraphs
     total = 0
     kept_text = False
-    children = [c for c in _content_container(root) if isinstance(c.tag, str)]
+    children = [c for c in container if isinstance(c.tag, str)]
     for index, child in enumerate(children):
         words = word_count(child)
         if kept_text and total + words > max_words:
             for rest in children[index:]:
+                rest.tail = None
                 rest.drop_tree()
-            # An excerpt that ends on a heading or a rule promises what it cuts.
+            # An excerpt that ends on a heading, a rule or a bold lead-in promises what it cuts.
             kept = children[:index]
-            while len(kept) > 1 and kept[-1].tag in ("h1", "h2", "h3", "h4", "h5", "h6", "hr"):
+            while len(kept) > 1 and _is_lead_in(kept[-1]):
                 kept.pop().drop_tree()
             return True
         total += words
         kept_text = kept_text or words > 0
     return False
+
+
+def _is_lead_in(block: HtmlElement) -> bool:
+    if block.tag in (*_HEADINGS, "hr"):
+        return True
+    text = block.text_content().strip()
+    if not text:
+        return block.tag != "img" and next(block.iter("img"), None) is None
+    bold = "".join(b.text_content() for b in block.iter("b", "strong")).strip()
+    return bold == text or (text.endswith(":") and text_words(text) <= 12)
+
+
+def _paragraphs_from_breaks(container: HtmlElement) -> None:
+    """Regroup ``container``'s loose text and inline elements into <p>s, one per <br>-separated line."""
+    nodes = list(container)
+    loose = (container.text or "").strip() or any(
+        isinstance(n.tag, str) and (n.tag == "br" or n.tag not in _BLOCKS) and (n.tail or "").strip() for n in nodes
+    )
+    if not loose and not any(isinstance(n.tag, str) and n.tag == "br" for n in nodes):
+        return
+    lead = container.text or ""
+    container.text = None
+    for node in nodes:
+        container.remove(node)
+    out: list[HtmlElement] = []
+    current: HtmlElement | None = None
+
+    def add_text(text: str | None) -> None:
+        nonlocal current
+        if not text:
+            return
+        if current is None:
+            if not text.strip():
+                return
+            current = lxml_html.Element("p")
+            out.append(current)
+        if len(current):
+            current[-1].tail = (current[-1].tail or "") + text
+        else:
+            current.text = (current.text or "") + text
+
+    add_text(lead)
+    for node in nodes:
+        tail, node.tail = node.tail, None
+        if not isinstance(node.tag, str):
+            pass
+        elif node.tag == "br":
+            current = None
+        elif node.tag in _BLOCKS:
+            current = None
+            out.append(node)
+        else:
+            if current is None:
+                current = lxml_html.Element("p")
+                out.append(current)
+            current.append(node)
+        add_text(tail)
+    for element in out:
+        container.append(element)
