@@ -25,7 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from premailer import Premailer
 
-from digest import codeblocks, htmlclean, sanitize, textify
+from digest import codeblocks, htmlclean, sanitize, textdir, textify
 from digest.config import Settings
 from digest.errors import ConfigError, RenderError
 from digest.models import Digest, StoredEntry
@@ -55,6 +55,8 @@ class EntryView:
     feed_title: str
     feed_url: str | None
     enclosures: list[dict[str, Any]] = field(default_factory=list)
+    lang: str | None = None  # the entry's declared language, for lang=""
+    dir: str | None = None  # "rtl" for Arabic, Hebrew, Persian or Urdu script entries
 
 
 @dataclass
@@ -302,6 +304,12 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
         if htmlclean.excerpt(root, settings.excerpt_words) is False and actual == "excerpt":
             actual = "full"
     codeblocks.style_code_blocks(root, settings.code_style)
+    lang = textdir.declared_language(root)
+    text = textify.html_to_text(root)
+    rtl = textdir.direction(f"{entry.title} {text}", lang)
+    if rtl:
+        for pre in root.iter("pre"):
+            pre.set("dir", "ltr")  # code reads left to right inside a right-to-left post
     body = htmlclean.serialise_children(root)
     return EntryView(
         title=entry.title or "(untitled)",
@@ -310,11 +318,13 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
         author=entry.author,
         tags=entry.tags,
         body=Markup(body),  # noqa: S704 - cleaned above
-        text=textify.html_to_text(root),
+        text=text,
         form=actual,
         feed_title=entry.feed_title,
         feed_url=entry.feed_site_url,
         enclosures=[{"url": e.url, "type": e.type, "length": e.length} for e in entry.enclosures],
+        lang=lang,
+        dir=rtl,
     )
 
 
