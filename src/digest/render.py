@@ -167,8 +167,8 @@ class _Layout:
         views = [self.view(i, form) for i, form in enumerate(forms)]
         rank = _FORMS.index(self.target)
         # By what is shown: a short post asked to be an excerpt is still whole.
-        shortened = sum(1 for view in views if _FORMS.index(view.form) > rank)
-        notes = [_shortened_note(shortened, len(forms))] if shortened else []
+        shortened = [view.title for view in views if _FORMS.index(view.form) > rank]
+        notes = [_shortened_note(len(shortened), len(forms), shortened)] if shortened else []
         return _context(self.settings, render_subject(self.settings, views), views, notes)
 
     def raw_size(self, forms: list[str]) -> int:
@@ -226,9 +226,12 @@ class _Layout:
         return forms
 
 
-def _shortened_note(shortened: int, total: int) -> str:
-    posts = "post was" if shortened == 1 else "posts were"
-    return f"{shortened} of {total} {posts} shortened to fit one email; the links lead to the full text."
+def _shortened_note(shortened: int, total: int, titles: Sequence[str] = ()) -> str:
+    posts = "posts was" if shortened == 1 else "posts were"
+    if total == 1:
+        return "This post was shortened to fit one email; the link leads to the full text."
+    named = f" ({'; '.join(titles)})" if titles else ""
+    return f"{shortened} of {total} {posts} shortened to fit one email{named}; the links lead to the full text."
 
 
 def _next_to_shorten(forms: list[str]) -> int | None:
