@@ -233,6 +233,24 @@ def text_words(text: str) -> int:
     return len(_CJK.sub(" ", text).split()) + math.ceil(characters * CJK_WORDS_PER_CHARACTER)
 
 
+# Classes the digest itself puts inside a post (code blocks, embed cards): the
+# only ones a post keeps, so a feed's class="button" or class="entry" never
+# picks up the template's style or passes for one of its post cards.
+OWN_BODY_CLASSES = frozenset({"code-block", "code-cell", "code", "inline-code", "dg-embed"})
+
+
+def drop_foreign_classes(root: HtmlElement) -> None:
+    """Remove every class the feed brought (run after code blocks are restyled)."""
+    for element in root.iter():
+        if not isinstance(element.tag, str) or element.get("class") is None:
+            continue
+        kept = [name for name in (element.get("class") or "").split() if name in OWN_BODY_CLASSES]
+        if kept:
+            element.set("class", " ".join(kept))
+        else:
+            del element.attrib["class"]
+
+
 def word_count(element: HtmlElement) -> int:
     return text_words(element.text_content())
 

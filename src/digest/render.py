@@ -307,6 +307,7 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
         if htmlclean.excerpt(root, settings.excerpt_words) is False and actual == "excerpt":
             actual = "full"
     codeblocks.style_code_blocks(root, settings.code_style)
+    htmlclean.drop_foreign_classes(root)
     lang = textdir.declared_language(root)
     text = textify.html_to_text(root)
     rtl = textdir.direction(f"{entry.title} {text}", lang)
