@@ -140,7 +140,7 @@ def test_layout_header_entries_and_footer(env: dict[str, str]) -> None:
     assert "20 November 2026" in meta and "Ada Example" in meta and "python" in meta and "rouge" in meta
     title_link = rouge.find_class("entry-title-link")[0]
     assert title_link.get("href") == "https://blog.example.org/2026/11/20/rouge.html"
-    assert rouge.find_class("read-on")[0].text_content().startswith("Read on the site")
+    assert rouge.find_class("read-on")[0].text_content().startswith("Read “Rouge")
     footer = doc.find_class("footer")[0].text_content()
     assert render.RECIPIENT_PLACEHOLDER in footer and "Code & Coffee" in footer and "1 Example Street" in footer
     unsubscribe = [a for a in doc.iter("a") if a.get("href") == render.UNSUBSCRIBE_PLACEHOLDER]

@@ -251,6 +251,13 @@ def drop_foreign_classes(root: HtmlElement) -> None:
             del element.attrib["class"]
 
 
+def shift_headings(root: HtmlElement) -> None:
+    """Headings inside a post start at <h3>: the masthead is the <h1>, post titles are <h2>."""
+    for heading in list(root.iter(*_HEADINGS)):
+        level = int(str(heading.tag)[1])
+        heading.tag = f"h{min(6, max(3, level + 1))}"
+
+
 def word_count(element: HtmlElement) -> int:
     return text_words(element.text_content())
 

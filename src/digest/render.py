@@ -308,6 +308,7 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
             actual = "full"
     codeblocks.style_code_blocks(root, settings.code_style)
     htmlclean.drop_foreign_classes(root)
+    htmlclean.shift_headings(root)
     lang = textdir.declared_language(root)
     text = textify.html_to_text(root)
     rtl = textdir.direction(f"{entry.title} {text}", lang)
