@@ -132,7 +132,11 @@ def test_layout_header_entries_and_footer(env: dict[str, str]) -> None:
 
     preheader = doc.find_class("preheader")[0]
     assert "display:none" in preheader.get("style", "").replace(" ", "")
-    assert preheader.text_content().startswith("Rouge: Python with tabs and a very long line and 6 more")
+    preview = preheader.text_content()
+    assert preview.startswith("Rouge: Python with tabs and a very long line · Chroma with classes")
+    assert re.search(r" and \d+ more", preview) and len(preview.split("\u2007")[0]) <= 160
+    contents = doc.find_class("contents-list")[0]
+    assert len(contents.findall("li")) == 7 and "Rouge: Python" in contents.text_content()
     masthead = doc.find_class("masthead-link")[0]
     assert (masthead.text_content(), masthead.get("href")) == ("Code & Coffee", "https://blog.example.org/")
     rouge = entry_cell(doc, "Rouge: Python with tabs and a very long line")

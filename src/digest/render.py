@@ -262,7 +262,7 @@ def _context(settings: Settings, subject: str, views: list[EntryView], notes: li
     site_title = titles[0] if len(titles) == 1 else ", ".join(titles)
     site_url = views[0].feed_url if len(titles) == 1 else None
     newest = views[0]
-    preheader = newest.title if len(views) == 1 else f"{newest.title} and {len(views) - 1} more"
+    preheader = _preheader([view.title for view in views]) if views else newest.title
     return {
         "subject": subject,
         "preheader": preheader,
@@ -276,6 +276,22 @@ def _context(settings: Settings, subject: str, views: list[EntryView], notes: li
         "recipient": RECIPIENT_PLACEHOLDER,
         "postal_address": settings.postal_address,
     }
+
+
+PREHEADER_CHARS = 140  # about what inbox previews show
+
+
+def _preheader(titles: list[str]) -> str:
+    """The hidden preview text: the posts' titles, as many as fit, then how many more."""
+    shown: list[str] = []
+    for index, title in enumerate(titles):
+        rest = len(titles) - index - 1
+        candidate = " · ".join([*shown, title])
+        more = f" and {rest} more" if rest else ""
+        if shown and len(candidate + more) > PREHEADER_CHARS:
+            return " · ".join(shown) + f" and {len(titles) - len(shown)} more"
+        shown.append(title)
+    return " · ".join(shown)
 
 
 def render_subject(settings: Settings, views: list[EntryView]) -> str:
