@@ -229,3 +229,50 @@ def test_wordpress_blocks_with_br_and_a_brush_class_are_highlighted_line_by_line
 
     assert pre.text_content() == "x = 1\nif x:\n    print(x)"
     assert any(span.text_content().strip() == "if" for span in pre.iter("span"))
+
+
+HEXO_GUTTER = (
+    '<figure class="highlight python"><table><tr><td class="gutter"><pre><span class="line">1</span><br>'
+    '<span class="line">2</span><br></pre></td><td class="code"><pre><span class="line">'
+    '<span class="keyword">def</span> <span class="title function_">f</span>():</span><br>'
+    '<span class="line">    <span class="keyword">return</span> <span class="number">1</span></span><br>'
+    "</pre></td></tr></table></figure><p>after</p>"
+)
+ZOLA_SYNTECT = (
+    '<pre data-lang="rust" class="language-rust z-code"><code class="language-rust" data-lang="rust">'
+    '<span class="z-source z-rust"><span class="z-storage z-type z-function z-rust">fn</span> '
+    '<span class="z-entity z-name z-function z-rust">main</span>() {}</span></code></pre>'
+)
+BARE_HLJS_LANGUAGE = '<pre class="highlight c++"><code>int main() { return 0; }\n</code></pre>'
+
+
+def _styled(fragment: str) -> HtmlElement:
+    root = htmlclean.parse_fragment(fragment)
+    codeblocks.style_code_blocks(root, "default")
+    return root
+
+
+def test_a_hexo_gutter_table_becomes_one_code_block_without_line_numbers() -> None:
+    root = _styled(HEXO_GUTTER)
+    text = root.text_content()
+    assert "def f():" in text and "return 1" in text
+    assert not re.search(r"^\s*1\s*$", text, re.MULTILINE)  # no gutter digits left
+    assert "12def" not in text.replace("\n", "").replace(" ", "")
+    code_tables = [t for t in root.iter("table") if "def f" in t.text_content()]
+    # Whatever wrapper the restyle uses, no table inside it holds the gutter any more.
+    assert all(not t.xpath(".//td[contains(@class,'gutter')]") for t in code_tables)
+    assert "after" in text
+
+
+def test_syntect_z_classes_and_bare_language_classes_are_coloured() -> None:
+    zola = lxml_html.tostring(_styled(ZOLA_SYNTECT), encoding="unicode")
+    assert "z-storage" not in zola and "color:" in zola
+    assert codeblocks.code_language(lxml_html.fragment_fromstring(BARE_HLJS_LANGUAGE)) == "c++"
+    cpp = lxml_html.tostring(_styled(BARE_HLJS_LANGUAGE), encoding="unicode")
+    assert "color:" in cpp and "return" in cpp
+
+
+def test_a_post_that_is_only_a_code_block_is_restyled() -> None:
+    root = _styled('<div class="highlight"><pre class="chroma"><code><span class="k">let</span> x</code></pre></div>')
+    out = lxml_html.tostring(root, encoding="unicode")
+    assert "<td" in out and "color:" in out and 'class="k"' not in out

@@ -225,6 +225,13 @@ def test_dkim_settings_sign_every_message_sent(
     assert len(smtp_server.received) == 2
     for received in smtp_server.received:
         assert dkim.verify(received.data, dnsfunc=dns), received.rcpt_tos
+        headers = received.data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"").replace(b"\t", b"")
+        signature = headers.split(b"DKIM-Signature:", 1)[1].replace(b" ", b"")
+        tags = dict(part.split(b"=", 1) for part in signature.split(b";") if b"=" in part)
+        assert tags[b"c"] == b"relaxed/relaxed"
+        signed = tags[b"h"].lower().split(b":")
+        assert signed.count(b"from") == 2 and signed.count(b"subject") == 2  # over-signed
+        assert b"auto-submitted" in signed
 
 
 @pytest.mark.parametrize("key_text", [None, "not a key\n"])

@@ -207,3 +207,27 @@ def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(dkim_key: tu
     # Any change in transit breaks it: the signature is over the final bytes.
     tampered = out.data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: x")
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_dkim_is_relaxed_and_over_signs_from_and_subject(dkim_key: tuple[Path, bytes]) -> None:
+    key, record = dkim_key
+    signer = dkim_signer("mail", "fieldnotes.example.org", key)
+    out = prepared(html=f"<p>{UNSUBSCRIBE_PLACEHOLDER}</p>", subject="Weekly", signer=signer).personalise(
+        Recipient("ada@example.com", "Ada", TOKEN), NOW
+    )
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return record
+
+    signature = parse(out.data)["DKIM-Signature"]
+    assert re.search(r"c=relaxed/relaxed", signature)
+    names = [h.strip().lower() for h in re.search(r"h=([^;]+)", signature).group(1).split(":")]  # type: ignore[union-attr]
+    assert names.count("from") == 2 and names.count("subject") == 2
+    assert "auto-submitted" in names
+    assert dkim.verify(out.data, dnsfunc=dns)
+    # Relaxed: a relay re-spacing a header does not break it.
+    respaced = out.data.replace(b"Subject: Weekly", b"Subject:  Weekly")
+    assert dkim.verify(respaced, dnsfunc=dns)
+    # Over-signed: a second Subject added in transit does.
+    head, _, body = out.data.partition(b"\r\n\r\n")
+    assert not dkim.verify(head + b"\r\nSubject: Free money\r\n\r\n" + body, dnsfunc=dns)

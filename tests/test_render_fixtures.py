@@ -92,8 +92,12 @@ def test_what_no_email_should_carry_is_gone(full_doc: lxml_html.HtmlElement) -> 
 def test_media_becomes_a_link_to_the_post(full_doc: lxml_html.HtmlElement) -> None:
     cell = entry_cell(full_doc, "What an email must not carry")
     post = "https://blog.example.org/2026/11/15/hostile/"
-    media_links = [a for a in cell.iter("a") if a.get("href") == post and "view it on the site" in a.text_content()]
-    assert len(media_links) == 2  # the video and the audio; feedparser already dropped the iframe
+    cards = {a.text_content().strip("▶ "): a.get("href") for a in cell.iter("a") if "▶" in a.text_content()}
+    assert cards == {
+        "Watch on YouTube": "https://www.youtube.com/watch?v=xyz",  # the iframe, kept as a link to the video
+        "Watch the video": post + "talk.mp4",
+        "Listen to the audio": post + "episode.mp3",
+    }
 
 
 def test_links_and_images_are_absolute_and_images_fit(full_doc: lxml_html.HtmlElement) -> None:
@@ -104,7 +108,8 @@ def test_links_and_images_are_absolute_and_images_fit(full_doc: lxml_html.HtmlEl
     rouge = entry_cell(full_doc, "Rouge: Python with tabs and a very long line")
     hrefs = {a.text_content(): a.get("href") for a in rouge.iter("a")}
     assert hrefs["earlier post"] == "https://blog.example.org/2026/10/01/backoff.html"
-    assert hrefs["the notes"] == "https://blog.example.org/#notes"  # feedparser resolves against xml:base
+    # A fragment points into the post itself, not the feed's xml:base.
+    assert hrefs["the notes"] == "https://blog.example.org/2026/11/20/rouge.html#notes"
     hostile = entry_cell(full_doc, "What an email must not carry")
     assert {a.text_content(): a.get("href") for a in hostile.iter("a")}["a relative link"] == (
         "https://blog.example.org/2026/11/15/archive/"  # resolved against the content's xml:base
@@ -130,7 +135,11 @@ def test_layout_header_entries_and_footer(env: dict[str, str]) -> None:
 
     preheader = doc.find_class("preheader")[0]
     assert "display:none" in preheader.get("style", "").replace(" ", "")
-    assert preheader.text_content().startswith("Rouge: Python with tabs and a very long line and 6 more")
+    preview = preheader.text_content()
+    assert preview.startswith("Rouge: Python with tabs and a very long line · Chroma with classes")
+    assert re.search(r" and \d+ more", preview) and len(preview.split("\u2007")[0]) <= 160
+    contents = doc.find_class("contents-list")[0]
+    assert len(contents.findall("li")) == 7 and "Rouge: Python" in contents.text_content()
     masthead = doc.find_class("masthead-link")[0]
     assert (masthead.text_content(), masthead.get("href")) == ("Code & Coffee", "https://blog.example.org/")
     rouge = entry_cell(doc, "Rouge: Python with tabs and a very long line")
@@ -138,7 +147,7 @@ def test_layout_header_entries_and_footer(env: dict[str, str]) -> None:
     assert "20 November 2026" in meta and "Ada Example" in meta and "python" in meta and "rouge" in meta
     title_link = rouge.find_class("entry-title-link")[0]
     assert title_link.get("href") == "https://blog.example.org/2026/11/20/rouge.html"
-    assert rouge.find_class("read-on")[0].text_content().startswith("Read on the site")
+    assert rouge.find_class("read-on")[0].text_content().startswith("Read “Rouge")
     footer = doc.find_class("footer")[0].text_content()
     assert render.RECIPIENT_PLACEHOLDER in footer and "Code & Coffee" in footer and "1 Example Street" in footer
     unsubscribe = [a for a in doc.iter("a") if a.get("href") == render.UNSUBSCRIBE_PLACEHOLDER]

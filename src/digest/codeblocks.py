@@ -93,6 +93,13 @@ _PRISM = {
     "annotation": "nd", "parameter": "n", "template-string": "s", "interpolation": "si", "macro": "cp",
     "directive": "cp", "shebang": "ch", "type": "kt", "generic": "nc",
 }  # fmt: skip
+# syntect (Zola) scope classes, ``z-``-prefixed: the most specific scope a span names wins.
+_SYNTECT = (
+    ("comment", "c"), ("string", "s"), ("numeric", "m"), ("escape", "se"), ("storage", "kd"),
+    ("keyword", "k"), ("function", "nf"), ("class", "nc"), ("type", "kt"), ("tag", "nt"),
+    ("attribute-name", "na"), ("language", "kc"), ("constant", "no"), ("support", "nb"),
+    ("variable", "nv"), ("operator", "o"), ("punctuation", "p"),
+)  # fmt: skip
 # Chroma's default and common dark styles, first match wins for a colour.
 _DARK_STYLES = ("monokai", "dracula", "native", "github-dark", "one-dark", "nord", "solarized-dark", "material",
                 "fruity", "vim", "zenburn", "gruvbox-dark", "paraiso-dark", "rrt", "inkpot", "coffee")  # fmt: skip
@@ -254,10 +261,15 @@ def code_language(pre: HtmlElement) -> str | None:
         brush = _BRUSH.search(classes)  # SyntaxHighlighter (WordPress): class="brush: python; ..."
         if brush:
             return brush.group(1)
-        for cls in classes.split():
+        names = classes.split()
+        for cls in names:
             match = _LANGUAGE.match(cls)
             if match and match.group(1) not in ("source", "rouge"):
                 return match.group(1)
+        if {"highlight", "hljs", "sourceCode"} & set(names):  # class="highlight c++", "hljs python"
+            for cls in names:
+                if cls not in ("highlight", "hljs", "sourceCode", "code") and _lexer(cls) is not None:
+                    return cls
     return None
 
 
@@ -279,12 +291,16 @@ def _class_token(classes: list[str]) -> str | None:
             if key in _HLJS:
                 return _HLJS[key]
         return None
+    syntect = {c.removeprefix("z-") for c in classes if c.startswith("z-")}
+    if syntect:
+        return next((short for scope, short in _SYNTECT if scope in syntect), None)
     for cls in classes:
         if cls in _SHORT_CLASSES:
             return cls
         if cls in _ROUGE_EXTRA:
             return cls
-    return None
+    # highlight.js without its prefix (Hexo's figure.highlight): bare names.
+    return next((_HLJS[cls] for cls in classes if cls in _HLJS and cls not in ("code", "name", "link")), None)
 
 
 _STYLE_COLOUR = re.compile(r"(?:^|;)\s*color\s*:\s*(#[0-9a-fA-F]{3,6})\b")
@@ -480,6 +496,7 @@ def _code_html(runs: list[Run], colours: CodePalette) -> str:
 def style_code_blocks(root: HtmlElement, style_name: str) -> None:
     """Rewrite every <pre> under ``root`` in place (see the module docstring)."""
     colours = palette(style_name)
+    flatten_gutter_tables(root)
     for pre in list(root.iter("pre")):
         if pre.getparent() is None or _is_line_number(pre) or _inside_gutter(pre):
             continue
@@ -500,6 +517,73 @@ def style_code_blocks(root: HtmlElement, style_name: str) -> None:
             code.set("class", "inline-code")  # for the dark-mode rule
 
 
+_DIGITS = re.compile(r"^[\d\s]+$")
+
+
+def _is_gutter_cell(cell: HtmlElement) -> bool:
+    text = cell.text_content()
+    return _is_line_number(cell) or bool(cell.find(".//pre") is not None and _DIGITS.match(text) and text.strip())
+
+
+def flatten_gutter_tables(root: HtmlElement) -> None:
+    """Replace any table of (line-number gutter, code) cells by the code's own <pre>.
+
+    Hexo's ``figure.highlight > table``, Rouge's ``rouge-table``, Chroma's
+    ``lntable``, highlight.js line-number plugins: a table inside the email's
+    table breaks its layout, and copied code would carry the numbers. The
+    language the wrapper declares moves onto the <pre>.
+    """
+    for table in list(root.iter("table")):
+        if table.getparent() is None:
+            continue
+        rows = [row for row in table.iter("tr") if next(row.iterancestors("table"), None) is table]
+        code_pres: list[HtmlElement] = []
+        for row in rows:
+            cells = [c for c in row if isinstance(c.tag, str) and c.tag in ("td", "th")]
+            code_cells = [c for c in cells if not _is_gutter_cell(c)]
+            if len(cells) < 2 or len(code_cells) != 1 or len(code_cells) == len(cells):
+                break
+            pre = code_cells[0].find(".//pre")
+            if pre is None:
+                break
+            code_pres.append(pre)
+        else:
+            if not code_pres:
+                continue
+            target = table
+            parent = table.getparent()
+            while parent is not None and parent is not root and parent.tag in ("figure", "div") and len(parent) == 1:
+                target, parent = parent, parent.getparent()
+            language = code_language(code_pres[0]) or _wrapper_language(table, parent)
+            merged = code_pres[0]
+            for extra in code_pres[1:]:  # one row per line (some plugins): one block
+                _append_text(merged, "\n" + (extra.text or ""))
+                for child in list(extra):
+                    merged.append(child)
+            if language and not merged.get("data-lang"):
+                merged.set("data-lang", language)
+            merged.tail = target.tail
+            if target.getparent() is not None:
+                target.getparent().replace(target, merged)
+
+
+def _append_text(element: HtmlElement, text: str) -> None:
+    if len(element):
+        element[-1].tail = (element[-1].tail or "") + text
+    else:
+        element.text = (element.text or "") + text
+
+
+def _wrapper_language(table: HtmlElement, stop: HtmlElement | None) -> str | None:
+    element: HtmlElement | None = table
+    while element is not None and element is not stop:
+        for cls in (element.get("class") or "").split():
+            if cls not in ("highlight", "hljs", "code", "rouge-table", "lntable") and _lexer(cls) is not None:
+                return cls
+        element = element.getparent()
+    return None
+
+
 def _inside_gutter(pre: HtmlElement) -> bool:
     cell = pre.getparent()
     while cell is not None and cell.tag not in ("td", "th"):
@@ -513,7 +597,9 @@ def _replace_with_block(pre: HtmlElement, inner: str, colours: CodePalette) -> N
     parent = pre.getparent()
     # Rouge wraps as div.language-x > div.highlight > pre; Chroma as div.highlight > pre;
     # line-numbered variants put the code in a table next to a gutter cell.
-    while parent is not None:
+    # Never climb into the fragment's own root (which has no parent): a post that is
+    # only a code block, or an excerpt that kept only one, is restyled too.
+    while parent is not None and parent.getparent() is not None:
         classes = set((parent.get("class") or "").split())
         single_div = parent.tag == "div" and len(parent) == 1 and not (parent.text or "").strip()
         numbered = parent.tag in ("table", "tbody", "tr", "td") and (

@@ -27,10 +27,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
+from lxml import html as lxml_html
 
 from digest.errors import FeedError
 from digest.fetch import USER_AGENT, Fetcher, FetchError, FetchResult, HttpFetcher
 from digest.models import Enclosure, Entry, ParsedFeed
+from digest.sanitize import sanitise_entry_html
 
 __all__ = ["USER_AGENT", "FetchError", "FetchResult", "Fetcher", "HttpFetcher", "parse_feed"]
 
@@ -49,10 +51,15 @@ def parse_feed(result: FetchResult) -> ParsedFeed:
     assert result.body is not None
     if not result.body.strip():
         raise FeedError(f"{result.url}: empty response, not a feed", hint="check DIGEST_FEED_URL")
-    headers = {"content-location": result.url}
+    # A local file is no base for a reader's mail client: links resolve
+    # against xml:base, the entry's link or the feed's site link instead.
+    remote = urlsplit(result.url).scheme in ("http", "https")
+    headers = {"content-location": result.url} if remote else {}
     if result.content_type:
         headers["content-type"] = result.content_type
-    parsed = feedparser.parse(result.body, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
+    # Raw HTML: sanitize.py is the one sanitiser (feedparser's drops iframes
+    # before they can become links); URLs are resolved here, per entry.
+    parsed = feedparser.parse(result.body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     raw_entries = [raw for raw in parsed.entries if _has_substance(raw)]
     if not parsed.get("version") and not raw_entries:
@@ -63,12 +70,14 @@ def parse_feed(result: FetchResult) -> ParsedFeed:
         raise FeedError(f"{result.url}: ill-formed feed with no readable entries: {problem}")
     warning = None if problem is None or isinstance(problem, _BENIGN_BOZO) else str(problem)
     meta = parsed.feed
-    site = _absolute(meta.get("link"), result.url)
+    site = _absolute(meta.get("link"), result.url if remote else "")
+    if site and urlsplit(site).scheme not in ("http", "https"):
+        site = None
     return ParsedFeed(
         url=result.url,
         title=_text_of(meta.get("title"), meta.get("title_detail")) or _host(site or result.url),
         site_url=site,
-        entries=_normalise_entries(raw_entries, site or result.url),
+        entries=_normalise_entries(raw_entries, site or (result.url if remote else "")),
         warning=warning,
     )
 
@@ -120,6 +129,12 @@ def _normalise_entries(raw_entries: list[Any], base_url: str) -> tuple[Entry, ..
     seen: set[str] = set()
     for raw, raw_title, base, link_key in zip(raw_entries, raw_titles, bases, links, strict=True):
         content, summary = _content_html(raw), _summary_html(raw)
+        entry_link = _absolute(raw.get("link"), base_url)
+        content_base = _xml_base(raw.get("content") or [{}], base_url) or entry_link or base_url
+        summary_base = _xml_base([raw.get("summary_detail") or {}], base_url) or entry_link or base_url
+        # Stored sanitised (embeds already link cards); render.py sanitises again.
+        content = sanitise_entry_html(absolutise(content, content_base, entry_link), link=entry_link)
+        summary = sanitise_entry_html(absolutise(summary, summary_base, entry_link), link=entry_link)
         enclosures = _enclosures(raw, base_url)
         alt_keys: tuple[str, ...] = ()
         same_title_keys: tuple[str, ...] = ()
@@ -151,7 +166,7 @@ def _normalise_entries(raw_entries: list[Any], base_url: str) -> tuple[Entry, ..
                 same_title_keys=same_title_keys,
                 link_key=link_key if link_key and link_sharing[link_key] == 1 else None,
                 title=raw_title or _fallback_title(content or summary),
-                link=_absolute(raw.get("link"), base_url),
+                link=entry_link,
                 guid=(raw.get("id") or "").strip() or None,
                 author=_author(raw),
                 published=published or updated,
@@ -163,6 +178,39 @@ def _normalise_entries(raw_entries: list[Any], base_url: str) -> tuple[Entry, ..
             )
         )
     return tuple(entries)
+
+
+def _xml_base(details: list[Any], base_url: str) -> str | None:
+    """The xml:base in force for a content element, when the feed set one."""
+    base = str((details[0] if details else {}).get("base") or "")
+    if urlsplit(base).scheme in ("http", "https") and base != base_url:
+        return base
+    return None
+
+
+def absolutise(fragment: str, base: str, page: str | None) -> str:
+    """Every link and image of ``fragment`` made absolute against ``base``.
+
+    A ``#fragment`` link points into the post itself, so it resolves against
+    the entry's own link; without any http(s) base relative links are left
+    alone (htmlclean drops what a mail client could not load).
+    """
+    if not fragment or urlsplit(base).scheme not in ("http", "https"):
+        return fragment
+    if not any(marker in fragment for marker in ("href", "src", "poster", "data=")):
+        return fragment
+    root = lxml_html.fragment_fromstring(fragment, create_parent="div")
+
+    def resolve(url: str) -> str:
+        url = url.strip()
+        if url.startswith("#"):
+            return (page or base).split("#")[0] + url
+        return urljoin(base, url)
+
+    root.rewrite_links(resolve, resolve_base_href=False)
+    return (html.escape(root.text or "", quote=False)) + "".join(
+        lxml_html.tostring(child, encoding="unicode", with_tail=True) for child in root
+    )
 
 
 def _base_key(raw: Any, base_url: str) -> str | None:

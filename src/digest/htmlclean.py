@@ -9,6 +9,7 @@ made absolute. Everything works on lxml trees; the caller serialises.
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -80,6 +81,8 @@ def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_ur
     for img in list(root.iter("img")):
         if not img.get("src") or urlsplit(img.get("src", "")).scheme.lower() not in ("http", "https"):
             _drop(img, keep_content=False)  # data: or relative without a base: nothing a client can load
+        elif is_tracking_pixel(img):
+            _drop(img, keep_content=False)  # the digest never reports its readers to anyone
         else:
             _fit_image(img)
     _drop_repeated_heading(root, title)
@@ -111,14 +114,53 @@ def _replace_media(element: HtmlElement, link: str | None) -> None:
     parent.replace(element, replacement)
 
 
+_TRACKERS = ("feeds.feedburner.com/~r/", "feedburner.com/~ff/", "feedproxy.google.com/~r/", "pixel.wp.com/",
+             "stats.wordpress.com/", "medium.com/_/stat", "/_/stat?event=", "pixel.quantserve.com/",
+             "www.google-analytics.com/", "ssl.google-analytics.com/", "statcounter.com/", "/tracking/pixel",
+             "substackcdn.com/open", "substack.com/o/", "list-manage.com/track/open", "doubleclick.net/",
+             "feedblitz.com/", "mf.feeds.reuters.com/", "assets.feedblitz.com/", "a.fsdn.com/")  # fmt: skip
+
+
+def _pixels(value: str | None) -> int | None:
+    value = (value or "").strip().lower().removesuffix("px")
+    return int(value) if value.isdigit() else None
+
+
+def is_tracking_pixel(img: HtmlElement) -> bool:
+    """A 1x1 (or 0-sized) image, or one from a known counting service."""
+    src = img.get("src", "").lower()
+    if any(marker in src for marker in _TRACKERS):
+        return True
+    style = img.get("style", "").replace(" ", "").lower()
+    width, height = _pixels(img.get("width")), _pixels(img.get("height"))
+    for prop in style.split(";"):
+        name, _, value = prop.partition(":")
+        if name == "width":
+            width = _pixels(value)
+        elif name == "height":
+            height = _pixels(value)
+        elif name == "display" and value == "none":
+            return True
+    return (width is not None and width <= 1) or (height is not None and height <= 1)
+
+
 def _fit_image(img: HtmlElement) -> None:
-    width = img.get("width")
-    if width and width.isdigit() and int(width) > COLUMN_WIDTH:
-        height = img.get("height")
-        if height and height.isdigit():
-            img.set("height", str(round(int(height) * COLUMN_WIDTH / int(width))))
+    """An explicit pixel width no wider than the column (Outlook for Windows ignores max-width)."""
+    width, height = _pixels(img.get("width")), _pixels(img.get("height"))
+    if width is None or width > COLUMN_WIDTH:
+        if width and height:
+            img.set("height", str(round(height * COLUMN_WIDTH / width)))
+        else:
+            img.attrib.pop("height", None)  # unknown ratio: let the client scale it
         img.set("width", str(COLUMN_WIDTH))
-    style = img.get("style", "").rstrip("; ")
+    else:
+        img.set("width", str(width))
+        if height is not None:
+            img.set("height", str(height))
+        else:
+            img.attrib.pop("height", None)
+    kept = [p for p in img.get("style", "").split(";") if p.split(":")[0].strip().lower() not in ("width", "height")]
+    style = ";".join(p.strip() for p in kept if p.strip())
     extra = "max-width:100%;height:auto;border:0"
     img.set("style", f"{style};{extra}" if style else extra)
     if img.get("alt") is None:
@@ -178,29 +220,138 @@ def _content_container(root: HtmlElement) -> HtmlElement:
             return container
 
 
+# Chinese, Japanese and Korean are written without spaces: a character counts
+# as this many words (two characters read about as long as one English word).
+CJK_WORDS_PER_CHARACTER = 0.5
+_CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def text_words(text: str) -> int:
+    """Words in ``text``, CJK characters weighted by CJK_WORDS_PER_CHARACTER."""
+    characters = len(_CJK.findall(text))
+    return len(_CJK.sub(" ", text).split()) + math.ceil(characters * CJK_WORDS_PER_CHARACTER)
+
+
+# Classes the digest itself puts inside a post (code blocks, embed cards): the
+# only ones a post keeps, so a feed's class="button" or class="entry" never
+# picks up the template's style or passes for one of its post cards.
+OWN_BODY_CLASSES = frozenset({"code-block", "code-cell", "code", "inline-code", "dg-embed"})
+
+
+def drop_foreign_classes(root: HtmlElement) -> None:
+    """Remove every class the feed brought (run after code blocks are restyled)."""
+    for element in root.iter():
+        if not isinstance(element.tag, str) or element.get("class") is None:
+            continue
+        kept = [name for name in (element.get("class") or "").split() if name in OWN_BODY_CLASSES]
+        if kept:
+            element.set("class", " ".join(kept))
+        else:
+            del element.attrib["class"]
+
+
+def shift_headings(root: HtmlElement) -> None:
+    """Headings inside a post start at <h3>: the masthead is the <h1>, post titles are <h2>."""
+    for heading in list(root.iter(*_HEADINGS)):
+        level = int(str(heading.tag)[1])
+        heading.tag = f"h{min(6, max(3, level + 1))}"
+
+
 def word_count(element: HtmlElement) -> int:
-    return len(element.text_content().split())
+    return text_words(element.text_content())
 
 
 def excerpt(root: HtmlElement, max_words: int) -> bool:
-    """Keep leading block children of ``root`` up to about ``max_words`` words.
+    """Keep leading blocks of ``root`` up to about ``max_words`` words.
 
-    Cuts only between top-level blocks, never inside one. Always keeps the
-    first block that has text. Returns True when something was cut.
+    Cuts between blocks; text run together with ``<br>`` counts as blocks of
+    its own lines. Always keeps the first block that has text, and never ends
+    on a heading, a rule or a lone bold lead-in line. Returns True when
+    something was cut.
     """
+    container = _content_container(root)
+    if word_count(container) <= max_words:
+        return False
+    _paragraphs_from_breaks(container)
+    for child in [c for c in container if isinstance(c.tag, str)]:
+        if child.tag in ("p", "div") and child.find("br") is not None and word_count(child) > max_words // 2:
+            _paragraphs_from_breaks(child)
+            if child.tag == "p" or not (child.text or "").strip():
+                child.drop_tag()  # its lines become the container's paragraphs
     total = 0
     kept_text = False
-    children = [c for c in _content_container(root) if isinstance(c.tag, str)]
+    children = [c for c in container if isinstance(c.tag, str)]
     for index, child in enumerate(children):
         words = word_count(child)
         if kept_text and total + words > max_words:
             for rest in children[index:]:
+                rest.tail = None
                 rest.drop_tree()
-            # An excerpt that ends on a heading or a rule promises what it cuts.
+            # An excerpt that ends on a heading, a rule or a bold lead-in promises what it cuts.
             kept = children[:index]
-            while len(kept) > 1 and kept[-1].tag in ("h1", "h2", "h3", "h4", "h5", "h6", "hr"):
+            while len(kept) > 1 and _is_lead_in(kept[-1]):
                 kept.pop().drop_tree()
             return True
         total += words
         kept_text = kept_text or words > 0
     return False
+
+
+def _is_lead_in(block: HtmlElement) -> bool:
+    if block.tag in (*_HEADINGS, "hr"):
+        return True
+    text = block.text_content().strip()
+    if not text:
+        return block.tag != "img" and next(block.iter("img"), None) is None
+    bold = "".join(b.text_content() for b in block.iter("b", "strong")).strip()
+    return bold == text or (text.endswith(":") and text_words(text) <= 12)
+
+
+def _paragraphs_from_breaks(container: HtmlElement) -> None:
+    """Regroup ``container``'s loose text and inline elements into <p>s, one per <br>-separated line."""
+    nodes = list(container)
+    loose = (container.text or "").strip() or any(
+        isinstance(n.tag, str) and (n.tag == "br" or n.tag not in _BLOCKS) and (n.tail or "").strip() for n in nodes
+    )
+    if not loose and not any(isinstance(n.tag, str) and n.tag == "br" for n in nodes):
+        return
+    lead = container.text or ""
+    container.text = None
+    for node in nodes:
+        container.remove(node)
+    out: list[HtmlElement] = []
+    current: HtmlElement | None = None
+
+    def add_text(text: str | None) -> None:
+        nonlocal current
+        if not text:
+            return
+        if current is None:
+            if not text.strip():
+                return
+            current = lxml_html.Element("p")
+            out.append(current)
+        if len(current):
+            current[-1].tail = (current[-1].tail or "") + text
+        else:
+            current.text = (current.text or "") + text
+
+    add_text(lead)
+    for node in nodes:
+        tail, node.tail = node.tail, None
+        if not isinstance(node.tag, str):
+            pass
+        elif node.tag == "br":
+            current = None
+        elif node.tag in _BLOCKS:
+            current = None
+            out.append(node)
+        else:
+            if current is None:
+                current = lxml_html.Element("p")
+                out.append(current)
+            current.append(node)
+        add_text(tail)
+    for element in out:
+        container.append(element)

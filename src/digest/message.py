@@ -250,11 +250,21 @@ def dkim_signer(selector: str, domain: str, key_file: Path) -> Signer:
         raise ValueError("DKIM signing needs dkimpy: pip install 'digest[dkim]'") from None
 
     key = key_file.read_bytes()
-    wanted = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
-              b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to"]  # fmt: skip
+    # From and Subject are listed twice: the second, absent instance over-signs them, so a
+    # From or Subject header added in transit breaks the signature instead of riding on it.
+    wanted = [b"from", b"from", b"to", b"subject", b"subject", b"date", b"message-id", b"mime-version",
+              b"content-type", b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to",
+              b"auto-submitted"]  # fmt: skip
 
     def sign(message: bytes) -> bytes:
-        signature: bytes = dkim.sign(message, selector.encode(), domain.encode(), key, include_headers=wanted)
+        signature: bytes = dkim.sign(
+            message,
+            selector.encode(),
+            domain.encode(),
+            key,
+            include_headers=wanted,
+            canonicalize=(b"relaxed", b"relaxed"),  # survives relays that refold or re-space headers
+        )
         return signature.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     try:

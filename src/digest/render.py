@@ -24,7 +24,7 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
-from digest import codeblocks, headers, htmlclean, sandbox, textify
+from digest import codeblocks, headers, htmlclean, sandbox, sanitize, textdir, textify
 from digest.config import Settings
 from digest.errors import ConfigError, RenderError
 from digest.models import Digest, StoredEntry
@@ -55,6 +55,8 @@ class EntryView:
     feed_title: str
     feed_url: str | None
     enclosures: list[dict[str, Any]] = field(default_factory=list)
+    lang: str | None = None  # the entry's declared language, for lang=""
+    dir: str | None = None  # "rtl" for Arabic, Hebrew, Persian or Urdu script entries
 
 
 @dataclass
@@ -175,8 +177,8 @@ class _Layout:
         views = [self.view(i, form) for i, form in enumerate(forms)]
         rank = _FORMS.index(self.target)
         # By what is shown: a short post asked to be an excerpt is still whole.
-        shortened = sum(1 for view in views if _FORMS.index(view.form) > rank)
-        notes = [_shortened_note(shortened, len(forms))] if shortened else []
+        shortened = [view.title for view in views if _FORMS.index(view.form) > rank]
+        notes = [_shortened_note(len(shortened), len(forms), shortened)] if shortened else []
         return _context(self.settings, render_subject(self.settings, views), views, notes, self.placeholders)
 
     def raw_size(self, forms: list[str]) -> int:
@@ -234,9 +236,12 @@ class _Layout:
         return forms
 
 
-def _shortened_note(shortened: int, total: int) -> str:
-    posts = "post was" if shortened == 1 else "posts were"
-    return f"{shortened} of {total} {posts} shortened to fit one email; the links lead to the full text."
+def _shortened_note(shortened: int, total: int, titles: Sequence[str] = ()) -> str:
+    posts = "posts was" if shortened == 1 else "posts were"
+    if total == 1:
+        return "This post was shortened to fit one email; the link leads to the full text."
+    named = f" ({'; '.join(titles)})" if titles else ""
+    return f"{shortened} of {total} {posts} shortened to fit one email{named}; the links lead to the full text."
 
 
 def _next_to_shorten(forms: list[str]) -> int | None:
@@ -269,7 +274,7 @@ def _context(
     site_title = titles[0] if len(titles) == 1 else ", ".join(titles)
     site_url = views[0].feed_url if len(titles) == 1 else None
     newest = views[0]
-    preheader = newest.title if len(views) == 1 else f"{newest.title} and {len(views) - 1} more"
+    preheader = _preheader([view.title for view in views]) if views else newest.title
     return {
         "subject": subject,
         "preheader": preheader,
@@ -283,6 +288,22 @@ def _context(
         "recipient": placeholders.recipient,
         "postal_address": settings.postal_address,
     }
+
+
+PREHEADER_CHARS = 140  # about what inbox previews show
+
+
+def _preheader(titles: list[str]) -> str:
+    """The hidden preview text: the posts' titles, as many as fit, then how many more."""
+    shown: list[str] = []
+    for index, title in enumerate(titles):
+        rest = len(titles) - index - 1
+        candidate = " · ".join([*shown, title])
+        more = f" and {rest} more" if rest else ""
+        if shown and len(candidate + more) > PREHEADER_CHARS:
+            return " · ".join(shown) + f" and {len(titles) - len(shown)} more"
+        shown.append(title)
+    return " · ".join(shown)
 
 
 def render_subject(settings: Settings, views: list[EntryView]) -> str:
@@ -306,7 +327,8 @@ def render_subject(settings: Settings, views: list[EntryView]) -> str:
 
 def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
     source = entry.content_html or entry.summary_html
-    root = htmlclean.parse_fragment(source if form != "title" else "")
+    safe = sanitize.sanitise_entry_html(source, link=entry.link) if form != "title" else ""
+    root = htmlclean.parse_fragment(safe)
     htmlclean.clean_entry_html(root, title=entry.title, link=entry.link, base_url=entry.feed_site_url)
     actual = form
     if form == "excerpt":
@@ -315,6 +337,14 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
         if htmlclean.excerpt(root, settings.excerpt_words) is False and actual == "excerpt":
             actual = "full"
     codeblocks.style_code_blocks(root, settings.code_style)
+    htmlclean.drop_foreign_classes(root)
+    htmlclean.shift_headings(root)
+    lang = textdir.declared_language(root)
+    text = textify.html_to_text(root)
+    rtl = textdir.direction(f"{entry.title} {text}", lang)
+    if rtl:
+        for pre in root.iter("pre"):
+            pre.set("dir", "ltr")  # code reads left to right inside a right-to-left post
     body = htmlclean.serialise_children(root)
     return EntryView(
         title=entry.title or "(untitled)",
@@ -323,11 +353,13 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
         author=entry.author,
         tags=entry.tags,
         body=Markup(body),  # noqa: S704 - cleaned above
-        text=textify.html_to_text(root),
+        text=text,
         form=actual,
         feed_title=entry.feed_title,
         feed_url=entry.feed_site_url,
         enclosures=[{"url": e.url, "type": e.type, "length": e.length} for e in entry.enclosures],
+        lang=lang,
+        dir=rtl,
     )
 
 

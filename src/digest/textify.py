@@ -59,6 +59,22 @@ def html_to_text(root: HtmlElement) -> str:
     return text
 
 
+def _list_marker(item: HtmlElement) -> str:
+    """``1. `` for an item of an ordered list (honouring start and value), else ``- ``."""
+    parent = item.getparent()
+    if parent is None or parent.tag != "ol":
+        return "- "
+    start = (parent.get("start") or "1").strip()
+    number = int(start) if start.lstrip("-").isdigit() else 1
+    for sibling in parent:
+        if sibling is item:
+            break
+        if isinstance(sibling.tag, str) and sibling.tag == "li":
+            number += 1
+    value = (item.get("value") or "").strip()
+    return f"{int(value) if value.isdigit() else number}. "
+
+
 def _walk(element: HtmlElement, writer: _TextWriter, prefix: str) -> None:
     if element.text:
         writer.inline.append(element.text)
@@ -84,11 +100,22 @@ def _walk(element: HtmlElement, writer: _TextWriter, prefix: str) -> None:
                 writer.inline.append(f"[image: {alt}]")
         elif tag == "li":
             writer.flush(prefix)
+            marker = _list_marker(child)
+            indent = prefix + " " * len(marker)
             before = len(writer.blocks)
-            _walk(child, writer, prefix + "  ")
-            writer.flush(prefix + "  ")
+            _walk(child, writer, indent)
+            writer.flush(indent)
             if len(writer.blocks) > before:
-                writer.blocks[before] = prefix + "- " + writer.blocks[before][len(prefix) + 2 :]
+                writer.blocks[before] = prefix + marker + writer.blocks[before][len(indent) :]
+        elif tag == "table" and child.find(".//pre") is None:
+            writer.flush(prefix)
+            for row in child.iter("tr"):  # one line per row, cells kept apart
+                cells = [
+                    " ".join(c.text_content().split()) for c in row if isinstance(c.tag, str) and c.tag in ("td", "th")
+                ]
+                line = " | ".join(cell for cell in cells if cell)
+                if line:
+                    writer.blocks.append(wrap_paragraph(line, indent=prefix))
         elif tag == "blockquote":
             writer.flush(prefix)
             _walk(child, writer, prefix + "> ")

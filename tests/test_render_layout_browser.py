@@ -1,0 +1,103 @@
+"""Every fixture digest laid out by a real headless Chromium: no sideways scrolling, titles in their cards.
+
+Phone (390 px) and desktop (1,280 px) widths, with the <style> block and
+without it (Gmail drops it in clipped or non-Gmail-account views). One
+browser session for all; every remote load is blocked, the pages are local files.
+Skips without Chromium locally, never under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import FIXTURES, settings_from, stored_entries_from
+from digest import render
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FEEDS = sorted(p for p in (FIXTURES / "render").iterdir() if p.suffix in (".atom", ".rss", ".xml"))
+WIDTHS = (390, 1280)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = not (CHROMIUM.exists() and DRIVER.exists())
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing = True
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs chromium, chromium-driver and selenium for the layout test")
+        pytest.skip("chromium/chromedriver/selenium not available")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    flags = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run")  # fmt: skip
+    for flag in flags:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def pages(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, Path, list[str]]]:
+    folder = tmp_path
+    found = []
+    for feed in FEEDS:
+        for mode in ("full", "excerpt"):
+            entries = stored_entries_from(feed)
+            digest = render.render_digest(entries, settings_from({**env, "DIGEST_MODE": mode}))
+            titles = [e.title for e in entries]
+            for styled in (True, False):
+                html = digest.html if styled else re.sub(r"<style\b.*?</style>", "", digest.html, flags=re.S)
+                path = folder / f"{feed.stem}-{mode}-{'styled' if styled else 'bare'}.html"
+                path.write_text(html, encoding="utf-8")
+                found.append((path.stem, path, titles))
+    return found
+
+
+CARDS = """
+return Array.from(document.querySelectorAll('table.entry, .dg-post')).map(function (card) {
+  var title = card.querySelector('.entry-title, .dg-post-title, h1, h2');
+  var c = card.getBoundingClientRect(), t = title ? title.getBoundingClientRect() : null;
+  return {title: title ? title.textContent.trim() : '',
+          inside: !!t && t.left >= c.left - 1 && t.right <= c.right + 1
+                  && t.top >= c.top - 1 && t.bottom <= c.bottom + 1};
+});
+"""
+
+
+def test_fixture_digests_fit_phone_and_desktop_with_and_without_style(
+    browser: Any, pages: list[tuple[str, Path, list[str]]]
+) -> None:
+    assert pages
+    problems = []
+    for width in WIDTHS:
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )
+        for name, path, titles in pages:
+            browser.get(path.as_uri())
+            scroll, inner = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            if scroll > inner:
+                problems.append(f"{name} at {width}px scrolls sideways: {scroll} > {inner}")
+            cards = browser.execute_script(CARDS)
+            if len(cards) != len(titles):
+                problems.append(f"{name} at {width}px: {len(cards)} cards for {len(titles)} posts")
+            for card, title in zip(cards, titles, strict=False):
+                if not card["inside"] or " ".join(title.split()) not in " ".join(card["title"].split()):
+                    problems.append(f"{name} at {width}px: card for {title!r} holds {card['title']!r}")
+    assert not problems, "\n".join(problems)
