@@ -40,7 +40,6 @@ import logging
 import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +47,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from digest.errors import InputError, StoreError
-from digest.store import to_text, utcnow
+from digest.store import to_text, utcnow, write_transaction
 from digest.subscribers import clean_name, new_token, normalise_email
 
 log = logging.getLogger(__name__)
@@ -374,18 +373,6 @@ def _parse_row(line: int, row: list[str], layout: _Layout) -> CsvRow | RowProble
 # --- planning and writing -------------------------------------------------------------
 
 
-@contextmanager
-def _write_transaction(db: Database) -> Iterator[None]:
-    """BEGIN IMMEDIATE: take the write lock before reading, so the plan cannot go stale."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.execute("COMMIT")
-
-
 def _existing_statuses(db: Database, emails: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for start in range(0, len(emails), _LOOKUP_BATCH):
@@ -455,7 +442,7 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
         if dry_run:
             plan_and_write()
         else:
-            with _write_transaction(db):
+            with write_transaction(db):  # BEGIN IMMEDIATE: the plan cannot go stale
                 plan_and_write()
     except sqlite3.OperationalError as exc:
         raise StoreError(f"import of {path} failed, nothing was imported: {exc}") from None
