@@ -124,3 +124,26 @@ def test_progress_is_logged_every_tenth_or_thirty_seconds(caplog: pytest.LogCapt
     # 10 of 100 is the first tenth; at 40 s the 30-second rule logs 11; 12 is neither.
     assert lines == ["digest 7: 10 of 100 (10%): 10 sent, 0 failed, 0 deferred",
                      "digest 7: 11 of 100 (11%): 11 sent, 0 failed, 0 deferred"]  # fmt: skip
+
+
+def test_scheduler_warnings_are_said_in_digests_words(caplog: pytest.LogCaptureFixture) -> None:
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent, JobSubmissionEvent
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(print, "interval", minutes=5, id="check", name="check")
+    daemon_watch.replace_scheduler_warnings(scheduler, lambda job_id: "08:30")
+    due = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    with caplog.at_level(logging.INFO, logger="digest.daemon"):
+        scheduler._dispatch_event(JobExecutionEvent(EVENT_JOB_MISSED, "check", "default", due))
+        scheduler._dispatch_event(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "check", "default", [due]))
+    lines = [r.getMessage() for r in caplog.records if r.name == "digest.daemon"]
+    assert lines == [
+        "check: skipped, it could not start in time (due at 2026-12-02T08:00:00+00:00) "
+        "(the machine was asleep or busy); next at 08:30",
+        "check: not started, the previous job is still running (a long send or check); next at 08:30",
+    ]
+    # APScheduler's own lines about the same events are silenced.
+    assert logging.getLogger("apscheduler.scheduler").getEffectiveLevel() == logging.ERROR
+    for name in ("apscheduler.scheduler", "apscheduler.executors"):
+        logging.getLogger(name).setLevel(logging.NOTSET)  # leave logging as other tests expect it
