@@ -206,6 +206,10 @@ def test_send_to_resends_the_last_digest_when_nothing_is_due(smtp_env: dict[str,
     assert "Sent digest 1 again" in result.output
     assert smtp_server.received[-1].rcpt_tos == ["me@example.com"]
     assert smtp_server.received[-1].message["Subject"] == smtp_server.received[0].message["Subject"]
+    # The copy is personalised like any other: no placeholder is left in it.
+    resent = smtp_server.received[-1]
+    assert "/unsubscribe?token=" in resent.part("html")
+    assert "DIGESTUNSUBSCRIBEURL" not in resent.part("html") and "DIGESTRECIPIENT" not in resent.part("plain")
     by_number = run_cli(["send", "--to", "me@example.com", "--digest", "1"], smtp_env)
     assert by_number.exit_code == 0 and len(smtp_server.received) == 3
     missing = run_cli(["send", "--to", "me@example.com", "--digest", "7"], smtp_env)

@@ -293,7 +293,7 @@ def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json
                                              "subject": plan.subject, "entries": len(plan.entries),
                                              "placeholder_unsubscribe": placeholder}}, indent=2))  # fmt: skip
         return
-    which = f"digest {plan.id} again" if plan.resumed and plan.notes else "digest"
+    which = f"digest {plan.id} again" if plan.resent else "digest"
     click.echo(f"Sent {which} {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
                "nothing was recorded.")  # fmt: skip
     if placeholder:

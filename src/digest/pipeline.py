@@ -166,6 +166,7 @@ class DigestPlan:
     resumed: bool
     notes: tuple[str, ...] = ()
     placeholder_nonce: str = ""  # the digest's personal placeholders (placeholders.py)
+    resent: bool = False  # an earlier digest sent again by a test send (`send --to`)
 
 
 def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
@@ -189,9 +190,7 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
 def planned_digests(db: Database, settings: Settings, *, new_digest: bool = True) -> Iterator[DigestPlan]:
     """Unfinished digests first (oldest first), then (unless ``new_digest`` is off) a new one."""
     for row in store.unfinished_digests(db):
-        yield DigestPlan(row["id"], row["subject"], row["html"], row["text"],
-                         store.digest_entries(db, row["id"]), row["created"], True,
-                         placeholder_nonce=row.get("placeholder_nonce") or "")  # fmt: skip
+        yield _stored_plan(db, row)
     if not new_digest:  # the daemon resumes between scheduled sends without starting a new digest
         return
     plan = create_next_digest(db, settings)
@@ -499,8 +498,14 @@ def _earlier_digest(db: Database, digest_id: int | None) -> DigestPlan:
             raise InputError(f"--digest: no digest {digest_id} in this database", hint="`digest status` lists them")
         raise DigestError("nothing to send: no new entries and no digest sent yet",
                           hint="`digest status` shows what is pending")  # fmt: skip
+    return _stored_plan(db, row, resent=True)
+
+
+def _stored_plan(db: Database, row: dict[str, Any], *, resent: bool = False) -> DigestPlan:
+    """A digest already recorded, as a plan: its rendered parts and its own placeholders."""
     return DigestPlan(row["id"], row["subject"], row["html"], row["text"], store.digest_entries(db, row["id"]),
-                      row["created"], True, ("an earlier digest, sent again",))  # fmt: skip
+                      row["created"], True, placeholder_nonce=row.get("placeholder_nonce") or "",
+                      resent=resent)  # fmt: skip
 
 
 def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:
