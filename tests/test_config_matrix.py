@@ -8,31 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import run_cli
-from digest.config import load_settings
+from digest.config import AskedEnvironment, load_settings
 from digest.errors import ConfigError
 
 
-class _Recording(dict[str, str]):
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.asked.add(key)
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        self.asked.add(str(key))
-        return super().__contains__(key)
-
-
 def known_keys() -> list[str]:
-    recording = _Recording()
+    # The loader's own recorder, the one that finds unknown keys for the warnings.
+    recording = AskedEnvironment({})
     load_settings(None, recording)
     return sorted(recording.asked)
 

@@ -114,11 +114,8 @@ def check(app: App, as_json: bool, retry_gone: bool) -> None:
     from digest import pipeline, store
 
     settings = app.settings
-    db = store.open_db(settings.db_path)
-    try:
+    with store.opened(settings.db_path) as db:
         reports = pipeline.check_feeds(db, settings, retry_gone=retry_gone)
-    finally:
-        db.close()
     if as_json:
         click.echo(json.dumps({"feeds": [_feed_json(r) for r in reports]}, indent=2))
     else:
@@ -449,16 +446,13 @@ def status(app: App, as_json: bool) -> None:
             return
         click.echo(f"No database yet at {settings.db_path}: run `digest check` or `digest send` first.")
         return
-    db = store.open_db(settings.db_path)
-    try:
+    with store.opened(settings.db_path) as db:
         feeds = store.feed_rows(db)
         pending = store.pending_count(db)
         schedule_lines = scheduler.schedule_status(settings, db, store.utcnow())
         counts = subscribers.status_counts(db)
         rate_lines = bounceprocess.rate_lines(db)
         rows = pipeline.summary_rows(db)
-    finally:
-        db.close()
     if as_json:
         click.echo(json.dumps({
             "database": str(settings.db_path), "exists": True, "feeds": feeds, "pending_entries": pending,

@@ -26,12 +26,8 @@ if TYPE_CHECKING:
 def _database(ctx: click.Context, *, dry_run: bool = False) -> Iterator[Database]:
     from digest import store
 
-    path = ctx.obj.settings.db_path
-    db = store.open_snapshot(path) if dry_run else store.open_db(path)
-    try:
+    with store.opened(ctx.obj.settings.db_path, snapshot=dry_run) as db:
         yield db
-    finally:
-        db.close()
 
 
 @click.group("bounces", short_help="Process and list bounces and complaints.")

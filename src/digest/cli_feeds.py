@@ -40,11 +40,8 @@ def list_feeds(ctx: click.Context, include_removed: bool, as_json: bool) -> None
     from digest import store
 
     settings = ctx.obj.settings
-    db = store.open_db(settings.db_path)
-    try:
+    with store.opened(settings.db_path) as db:
         rows = store.feeds_overview(db, include_removed=include_removed)
-    finally:
-        db.close()
     for row in rows:
         row["configured"] = row["url"] in settings.feed_urls
     if as_json:
@@ -78,11 +75,8 @@ def remove_feed(ctx: click.Context, url: str) -> None:
         raise InputError(
             f"{name} is still in DIGEST_FEED_URL", hint="take it out first; the next check would add it back"
         )
-    db = store.open_db(settings.db_path)
-    try:
+    with store.opened(settings.db_path) as db:
         outcome, dropped = store.remove_feed(db, name)
-    finally:
-        db.close()
     note = f"; {dropped} pending entries dropped" if dropped else ""
     if outcome == "deleted":
         click.echo(f"Removed {name}{note}.")
@@ -106,11 +100,8 @@ def move_feed(ctx: click.Context, old: str, new: str) -> None:
     old_name, new_name = _feed_name(old), _feed_name(new)
     if old_name == new_name:
         raise InputError("OLD and NEW are the same feed")
-    db = store.open_db(settings.db_path)
-    try:
+    with store.opened(settings.db_path) as db:
         store.move_feed(db, old_name, new_name)
-    finally:
-        db.close()
     click.echo(f"Moved {old_name} -> {new_name}: its entries and history come along.")
     if settings.feed_urls and new_name not in settings.feed_urls:
         click.echo(f"Now set DIGEST_FEED_URL to {new_name} (it still names the old address).", err=True)

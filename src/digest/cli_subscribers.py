@@ -37,11 +37,8 @@ def _database(ctx: click.Context) -> Iterator[Database]:
     from digest import store
 
     # ctx.obj is cli.App; read through ``settings`` so this module need not import cli.
-    db = store.open_db(ctx.obj.settings.db_path)
-    try:
+    with store.opened(ctx.obj.settings.db_path) as db:
         yield db
-    finally:
-        db.close()
 
 
 @click.group("subscribers", short_help="Manage the subscriber list.")

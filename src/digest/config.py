@@ -160,7 +160,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
 
     Without ``env_file``, ``./.env`` is read when it exists.
     """
-    environ = _Asked(os.environ if environ is None else environ)
+    environ = AskedEnvironment(os.environ if environ is None else environ)
     file_values: dict[str, str] = {}
     base_dir = Path.cwd()
     if env_file is None and Path(".env").is_file():
@@ -339,7 +339,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     return replace(settings, warnings=tuple(warnings))
 
 
-class _Asked(Mapping[str, str]):
+class AskedEnvironment(Mapping[str, str]):
     """A read-only view of the environment that remembers which keys were looked up."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:

@@ -269,6 +269,16 @@ def write_transaction(db: Database) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def opened(path: Path, *, snapshot: bool = False) -> Iterator[Database]:
+    """The database at ``path`` (or an in-memory snapshot of it) for one command, closed after."""
+    db = open_snapshot(path) if snapshot else open_db(path)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
 def open_snapshot(path: Path) -> Database:
     """An in-memory copy of the database at ``path`` (empty when it does not exist).
 
