@@ -12,8 +12,10 @@ import email.policy
 import gzip
 import os
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,13 +104,20 @@ def start_smtp(handler: RecordingHandler | None = None, **kwargs: Any) -> SmtpSe
     return SmtpServer("127.0.0.1", port, handler, controller)
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = start_smtp()
+@contextmanager
+def running_smtp(handler: RecordingHandler | None = None, **kwargs: Any) -> Iterator[SmtpServer]:
+    """An aiosmtpd server on 127.0.0.1 for the ``with`` block, stopped even when the test fails."""
+    server = start_smtp(handler, **kwargs)
     try:
         yield server
     finally:
         server.controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with running_smtp() as server:
+        yield server
 
 
 # --- HTTP feeds ---------------------------------------------------------------------
@@ -205,6 +214,16 @@ def smtp_env(env: dict[str, str], smtp_server: SmtpServer) -> dict[str, str]:
 
 def settings_from(environ: dict[str, str]) -> Settings:
     return load_settings(None, environ)
+
+
+def subscriber_rows(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every subscriber row by address, read straight from the SQLite file."""
+    conn = sqlite3.connect(environ["DIGEST_DB"])
+    conn.row_factory = sqlite3.Row
+    try:
+        return {r["email"]: dict(r) for r in conn.execute("SELECT * FROM subscribers")}
+    finally:
+        conn.close()
 
 
 def run_cli(args: list[str], environ: dict[str, str]) -> Result:

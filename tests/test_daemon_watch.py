@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, settings_from, start_smtp
+from conftest import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, running_smtp, settings_from
 from digest import daemon_watch, pipeline, store
 from digest.lock import sender_lock
 from digest.scheduler import Daemon
@@ -37,11 +37,8 @@ class Greylist(RecordingHandler):
 
 @pytest.fixture
 def greylist() -> Any:
-    server = start_smtp(Greylist())
-    try:
+    with running_smtp(Greylist()) as server:
         yield server
-    finally:
-        server.controller.stop()
 
 
 @pytest.fixture

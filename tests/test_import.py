@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, run_cli, subscriber_rows
 
 CSV = FIXTURES / "csv"
-
-
-def rows(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
-    conn = sqlite3.connect(environ["DIGEST_DB"])
-    conn.row_factory = sqlite3.Row
-    try:
-        return {r["email"]: dict(r) for r in conn.execute("SELECT * FROM subscribers")}
-    finally:
-        conn.close()
 
 
 def db_bytes(environ: dict[str, str]) -> bytes:
@@ -33,7 +23,7 @@ def test_mailchimp_export_imports_names_and_signup_times(env: dict[str, str]) ->
     assert result.exit_code == 0, result.output
     assert "Added: 3" in result.stdout
     assert "Invalid (see above): 0" in result.stdout
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert set(stored) == {"ada@example.com", "grace.hopper@example.org", "alan@example.net"}
     assert stored["ada@example.com"]["name"] == "Ada Lovelace"
     assert stored["ada@example.com"]["created"] == "2019-03-14T19:32:12+00:00"
@@ -51,7 +41,7 @@ def test_mailchimp_unsubscribed_export_is_recorded_and_never_resubscribes(env: d
     assert "Recorded as unsubscribed/bounced (so they are never mailed): 1" in result.stdout
     # ada is active here but unsubscribed in the later export: her choice wins.
     assert "Unsubscribed (left or bounced in the file, active here): 1" in result.stdout
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert stored["left@example.com"]["status"] == "unsubscribed"
     assert stored["left@example.com"]["updated"] == "2022-02-02T12:00:00+00:00"  # UNSUB_TIME kept
     assert (stored["ada@example.com"]["status"], stored["ada@example.com"]["updated"]) == (
@@ -76,14 +66,14 @@ def test_previously_unsubscribed_addresses_are_skipped_not_resubscribed(env: dic
     assert result.exit_code == 0, result.output
     assert "Added: 2" in result.stdout
     assert "Skipped (unsubscribed or bounced here, not re-subscribed): 1" in result.stdout
-    assert rows(env)["ada@example.com"]["status"] == "unsubscribed"
+    assert subscriber_rows(env)["ada@example.com"]["status"] == "unsubscribed"
 
 
 def test_substack_export_honours_email_disabled(env: dict[str, str]) -> None:
     result = run_cli(["subscribers", "import", str(CSV / "substack.csv")], env)
 
     assert result.exit_code == 0, result.output
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert stored["reader@example.com"]["status"] == "active"
     assert stored["paid@example.com"]["status"] == "active"
     assert stored["quiet@example.com"]["status"] == "unsubscribed"
@@ -98,7 +88,7 @@ def test_buttondown_export_refuses_unconfirmed_rows(env: dict[str, str]) -> None
         f"{CSV / 'buttondown.csv'}: line 4: three@example.com: status 'unactivated' is not a confirmed "
         "subscription; not imported"
     ) in result.stderr
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert stored["one@example.com"]["status"] == "active"
     assert stored["two@example.com"]["status"] == "unsubscribed"
     assert "three@example.com" not in stored
@@ -108,7 +98,7 @@ def test_listmonk_export_with_json_attributes(env: dict[str, str]) -> None:
     result = run_cli(["subscribers", "import", str(CSV / "listmonk.csv")], env)
 
     assert result.exit_code == 0, result.output
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert stored["lm1@example.com"]["name"] == "Listmonk One"
     assert stored["lm1@example.com"]["status"] == "active"
     assert stored["lm2@example.com"]["status"] == "unsubscribed"
@@ -120,7 +110,7 @@ def test_excel_bom_semicolon_crlf(env: dict[str, str]) -> None:
     assert result.exit_code == 0, result.output
     assert "delimiter ';'" in result.stdout
     assert "email='E-mail'" in result.stdout  # the BOM did not stick to the first header
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert stored["zoë@example.com"]["name"] == "Zoë Ästrom"
     assert stored["semi@example.com"]["name"] == "Semi; Colon"
 
@@ -129,14 +119,14 @@ def test_utf16_tab_separated(env: dict[str, str]) -> None:
     result = run_cli(["subscribers", "import", str(CSV / "utf16.csv")], env)
 
     assert result.exit_code == 0, result.output
-    assert rows(env)["utf16@example.com"]["name"] == "Ünal Ünlü"
+    assert subscriber_rows(env)["utf16@example.com"]["name"] == "Ünal Ünlü"
 
 
 def test_headerless_list_of_addresses(env: dict[str, str]) -> None:
     result = run_cli(["subscribers", "import", str(CSV / "headerless.csv")], env)
 
     assert result.exit_code == 0, result.output
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert stored["plain@example.com"]["name"] == "Plain Person"
     assert stored["second@example.com"]["name"] is None
 
@@ -157,7 +147,7 @@ def test_bad_rows_are_reported_by_line_and_good_rows_imported_once(env: dict[str
     assert "Added: 3" in result.stdout
     assert "Duplicates within the file (counted once): 1" in result.stdout
     assert "Invalid (see above): 5" in result.stdout
-    stored = rows(env)
+    stored = subscriber_rows(env)
     assert set(stored) == {"good1@example.com", "good2@example.com", "good3@example.com"}
     assert stored["good1@example.com"]["name"] == "Good One"  # the first occurrence wins
     assert stored["good3@example.com"]["name"] == "Carriage Return"  # no CR/LF stored
@@ -173,7 +163,7 @@ def test_strict_imports_nothing_when_any_row_is_bad(env: dict[str, str]) -> None
     assert result.stderr.splitlines()[-1] == (
         f"Error: {CSV / 'bad_rows.csv'}: 5 invalid row(s); nothing was imported (--strict)"
     )
-    assert set(rows(env)) == {"keep@example.com"}
+    assert set(subscriber_rows(env)) == {"keep@example.com"}
     assert db_bytes(env) == before
 
 
@@ -215,7 +205,7 @@ def test_encoding_option_reads_legacy_excel_files(env: dict[str, str]) -> None:
     result = run_cli(["subscribers", "import", "--encoding", "cp1252", str(CSV / "cp1252.csv")], env)
 
     assert result.exit_code == 0, result.output
-    assert rows(env)["cafe@example.com"]["name"] == "Café Owner"
+    assert subscriber_rows(env)["cafe@example.com"]["name"] == "Café Owner"
 
 
 def test_missing_file_and_unknown_encoding(env: dict[str, str], tmp_path: Path) -> None:
@@ -245,7 +235,7 @@ def test_a_busy_database_imports_nothing_and_exits_1(env: dict[str, str]) -> Non
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert set(rows(env)) == {"keep@example.com"}
+    assert set(subscriber_rows(env)) == {"keep@example.com"}
 
 
 def test_export_then_import_round_trips_every_status(env: dict[str, str], tmp_path: Path) -> None:
@@ -259,7 +249,7 @@ def test_export_then_import_round_trips_every_status(env: dict[str, str], tmp_pa
     result = run_cli(["subscribers", "import", str(export)], other)
 
     assert result.exit_code == 0, result.output
-    original, copy = rows(env), rows(other)
+    original, copy = subscriber_rows(env), subscriber_rows(other)
     for email in original:
         for column in ("name", "status", "created"):
             assert copy[email][column] == original[email][column], (email, column)

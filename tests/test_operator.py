@@ -22,8 +22,8 @@ from conftest import (
     SmtpServer,
     add_subscribers,
     run_cli,
+    running_smtp,
     settings_from,
-    start_smtp,
 )
 from digest import exitcodes
 from digest.config_warnings import sender_warnings, unknown_keys
@@ -43,11 +43,8 @@ class Defers(RecordingHandler):
 
 @pytest.fixture
 def deferring_smtp() -> Any:
-    server = start_smtp(Defers())
-    try:
+    with running_smtp(Defers()) as server:
         yield server
-    finally:
-        server.controller.stop()
 
 
 def run_digest(args: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess[str]:

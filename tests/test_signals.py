@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import RecordingHandler, SmtpServer, run_cli, start_smtp
+from conftest import RecordingHandler, SmtpServer, run_cli, running_smtp
 
 SUBSCRIBERS = [f"reader{n:02d}@example.com" for n in range(30)]
 
@@ -34,11 +34,8 @@ class SlowHandler(RecordingHandler):
 
 @pytest.fixture
 def slow_smtp() -> Iterator[SmtpServer]:
-    server = start_smtp(SlowHandler())
-    try:
+    with running_smtp(SlowHandler()) as server:
         yield server
-    finally:
-        server.controller.stop()
 
 
 @pytest.fixture
