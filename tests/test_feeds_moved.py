@@ -92,7 +92,7 @@ def test_feeds_list_remove_and_move(smtp_env: dict[str, str], feed_server: FeedS
     listing = run_cli(["feeds", "list"], environ)
     assert listing.exit_code == 0
     assert f"{typo['DIGEST_FEED_URL']}  (not in DIGEST_FEED_URL)" in listing.output
-    assert "Field Notes: active, 4 entries, 0 sent, 3 pending" in listing.output
+    assert "Field Notes: active, 4 entries, 0 in digests, 3 pending" in listing.output
     data = json.loads(run_cli(["feeds", "list", "--json"], environ).stdout)
     assert [(f["url"], f["configured"]) for f in data["feeds"]] == [
         (typo["DIGEST_FEED_URL"], False), (good_url, True)

@@ -52,7 +52,7 @@ def list_feeds(ctx: click.Context, include_removed: bool, as_json: bool) -> None
     for row in rows:
         where = "" if row["configured"] else "  (not in DIGEST_FEED_URL)"
         click.echo(f"{row['url']}{where}")
-        counts = f"{row['entries']} entries, {row['sent']} sent, {row['pending']} pending"
+        counts = f"{row['entries']} entries, {row['in_digests']} in digests, {row['pending']} pending"
         click.echo(f"  {row['title'] or '(no title yet)'}: {row['status']}, {counts}; "
                    f"last checked {row['last_checked'] or 'never'}")  # fmt: skip
         if row["fetch_url"]:

@@ -355,7 +355,7 @@ def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[
                   (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id) AS entries,
                   (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
                      AND e.status = 'pending' AND e.digest_id IS NULL) AS pending,
-                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id AND e.digest_id IS NOT NULL) AS sent
+                  (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id AND e.digest_id IS NOT NULL) AS in_digests
                FROM feeds {where} ORDER BY id"""  # noqa: S608 - a fixed clause
         )
     )
