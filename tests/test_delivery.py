@@ -17,7 +17,7 @@ from digest.pipeline import SendReport
 from digest.progress import SendProgress
 from digest.subscribers import add_subscriber, get_by_email, set_status
 
-FAST = DeliveryOptions(attempts=2, backoff=0, connections=2)
+FAST = DeliveryOptions(attempts=2, backoff=0, connections=2, rate=0.0)
 
 
 def subscribe(environ: dict[str, str], addresses: list[str]) -> None:

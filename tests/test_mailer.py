@@ -25,7 +25,7 @@ from digest import pipeline, store
 from digest.mailer import DeliveryOptions, SmtpTransport
 from digest.subscribers import add_subscriber, get_by_email
 
-FAST = DeliveryOptions(attempts=4, backoff=0, connections=2)
+FAST = DeliveryOptions(attempts=4, backoff=0, connections=2, rate=0.0)
 
 
 def subscribe(environ: dict[str, str], addresses: list[str]) -> None:
@@ -141,7 +141,9 @@ def test_temporary_failures_and_drops_are_retried_and_everyone_gets_exactly_one(
     addresses = [f"reader{n}@example.com" for n in range(40)]
     subscribe(environ, addresses)
 
-    outcome = pipeline.send(settings_from(environ), delivery=DeliveryOptions(attempts=5, backoff=0, connections=2))
+    outcome = pipeline.send(
+        settings_from(environ), delivery=DeliveryOptions(attempts=5, backoff=0, connections=2, rate=0.0)
+    )
 
     assert sum(handler.faults.values()) > 5, "the faults did happen"
     assert sorted(handler.recipients()) == sorted(addresses)  # each exactly once
@@ -260,7 +262,7 @@ def test_persistent_temporary_failures_are_deferred_and_retried_by_later_runs_on
     environ = {**env, "SMTP_PORT": str(server.port)}
     subscribe(environ, ["ada@example.com", "slow@example.com"])
     settings = settings_from(environ)
-    options = DeliveryOptions(attempts=2, backoff=0, connections=1)
+    options = DeliveryOptions(attempts=2, backoff=0, connections=1, rate=0.0)
 
     first = pipeline.send(settings, delivery=options).digests[0]
 
@@ -301,7 +303,7 @@ def test_a_deferred_subscriber_gets_the_digest_when_the_server_recovers(env: dic
     environ = {**env, "SMTP_PORT": str(server.port)}
     subscribe(environ, ["ada@example.com", "slow@example.com"])
     settings = settings_from(environ)
-    options = DeliveryOptions(attempts=2, backoff=0, connections=1)
+    options = DeliveryOptions(attempts=2, backoff=0, connections=1, rate=0.0)
     pipeline.send(settings, delivery=options)
 
     handler.defer_always = ()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from digest import store
-from digest.schedule import next_fire_time, parse_schedule, previous_fire_time
+from digest.schedule import next_fire_time, parse_schedule
 from digest.scheduler import LAST_SEND_RUN, last_send_reference, should_catch_up
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # a Saturday
@@ -40,12 +40,6 @@ def test_interval_schedule_accepts_every_with_a_duration() -> None:
 def test_malformed_schedule_is_a_readable_value_error(expr: str) -> None:
     with pytest.raises(ValueError, match=r"\S"):
         parse_schedule(expr, "UTC")
-
-
-def test_previous_fire_time_is_the_last_slot_before_now() -> None:
-    trigger = parse_schedule("30 4 * * *", "UTC")
-    assert previous_fire_time(trigger, NOW, since=NOW - timedelta(days=3)) == at("2026-11-21T04:30:00")
-    assert previous_fire_time(trigger, NOW, since=at("2026-11-21T05:00:00")) is None
 
 
 # --- should_catch_up ---------------------------------------------------------------------

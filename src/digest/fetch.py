@@ -93,7 +93,7 @@ class _RedirectRecorder(HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpFetcher:
     """Fetch over HTTP(S) with a timeout, a size cap and gzip; read local files directly.
 
@@ -101,8 +101,8 @@ class HttpFetcher:
     download, so a server trickling one byte a second cannot hold a check up.
     """
 
-    timeout: float = 20.0
-    max_bytes: int = 10 * 1024 * 1024
+    timeout: float  # Settings.fetch_timeout
+    max_bytes: int  # Settings.fetch_max_bytes
 
     def __call__(self, location: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
         scheme = urlsplit(location).scheme.lower()

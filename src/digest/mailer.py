@@ -230,12 +230,14 @@ class RateLimiter:
 TransportFactory = Callable[[], SmtpTransport]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeliveryOptions:
-    attempts: int = 4
-    backoff: float = 1.0  # seconds before the 2nd attempt; doubles each time (tests pass 0)
-    connections: int = 2
-    rate: float = 0.0
+    """How a run delivers; built from Settings by :func:`options_from` (no defaults of its own)."""
+
+    attempts: int
+    connections: int
+    rate: float  # messages per second over all connections; 0 for no limit
+    backoff: float = 1.0  # seconds before the 2nd attempt; doubles each time (not a setting; tests pass 0)
 
 
 @dataclass

@@ -485,7 +485,7 @@ def send_to_one(
     name, token = (known.name, known.token) if known else (None, new_token())
     results: list[DeliveryResult] = []
     factory = transport_factory or (lambda: SmtpTransport(settings))
-    options = DeliveryOptions(attempts=settings.send_attempts, connections=1)
+    options = DeliveryOptions(attempts=settings.send_attempts, connections=1, rate=0.0)  # one message
     recipient = Recipient(email=email, name=name, token=token)
     deliver(prepared, [recipient], transport_factory=factory, options=options, on_result=results.append)
     return plan, results[0]
