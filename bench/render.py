@@ -18,7 +18,8 @@ from typing import Any
 
 from digest import render
 from digest.config import load_settings
-from digest.feeds import FetchResult, parse_feed
+from digest.feeds import parse_feed
+from digest.fetch import FetchResult
 from digest.models import StoredEntry
 
 ROUNDS = 5

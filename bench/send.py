@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from digest import pipeline, store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
-from digest.message import Recipient  # noqa: E402
+from digest.models import Subscriber  # noqa: E402
 
 SINK = """
 import socket, sys
@@ -112,7 +112,7 @@ def baseline_message(db: Path, port: int) -> bytes:
     plan = pipeline.create_next_digest(conn, settings)
     conn.close()
     assert plan is not None
-    recipient = Recipient("reader1@example.com", "Reader 1", secrets.token_urlsafe(24))
+    recipient = Subscriber(0, "reader1@example.com", "Reader 1", "active", secrets.token_urlsafe(24))
     return pipeline.prepared_for(plan, settings).personalise(recipient, datetime.now(UTC)).data
 
 

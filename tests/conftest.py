@@ -367,7 +367,8 @@ def stored_entries_from(feed_path: Path) -> list[Any]:
     """The entries of a feed file as the store would hand them to render (real feedparser path)."""
     from datetime import UTC, datetime
 
-    from digest.feeds import FetchResult, parse_feed
+    from digest.feeds import parse_feed
+    from digest.fetch import FetchResult
     from digest.models import StoredEntry
 
     parsed = parse_feed(FetchResult(url=str(feed_path), status=200, body=feed_path.read_bytes()))

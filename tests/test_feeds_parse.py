@@ -8,7 +8,8 @@ import pytest
 
 from conftest import EXAMPLE_FEED, FIXTURES, SHARED_FEED, requires_shared_feed
 from digest.errors import FeedError
-from digest.feeds import FetchResult, parse_feed
+from digest.feeds import parse_feed
+from digest.fetch import FetchResult
 from digest.models import ParsedFeed
 
 FEEDS = FIXTURES / "feeds"

@@ -19,7 +19,8 @@ import dkim
 import pytest
 
 from digest import tokens
-from digest.message import MAX_NAME_CHARS, PreparedMessage, Recipient, dkim_signer, prepare_message
+from digest.message import MAX_NAME_CHARS, PreparedMessage, dkim_signer, prepare_message
+from digest.models import Subscriber
 from digest.render import RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 
 SENDER = Address("Field Notes", "news", "fieldnotes.example.org")
@@ -64,7 +65,7 @@ def assert_wire_safe(data: bytes) -> None:
 def test_every_required_header_is_there_and_right() -> None:
     message = prepared(reply_to=Address("Editor", "editor", "fieldnotes.example.org"),
                        mailto="unsubscribe@fieldnotes.example.org")  # fmt: skip
-    out = message.personalise(Recipient("ada@example.com", "Ada Lovelace", TOKEN), NOW)
+    out = message.personalise(Subscriber(0, "ada@example.com", "Ada Lovelace", "active", TOKEN), NOW)
     parsed = parse(out.data)
 
     assert parsed["From"] == "Field Notes <news@fieldnotes.example.org>"
@@ -92,10 +93,12 @@ def test_every_required_header_is_there_and_right() -> None:
 
 
 def test_message_id_is_stable_per_digest_and_subscriber_and_unique_across_them() -> None:
-    one = prepared().personalise(Recipient("ada@example.com", None, TOKEN), NOW).message_id
-    again = prepared().personalise(Recipient("ada@example.com", None, TOKEN), NOW).message_id
-    other_person = prepared().personalise(Recipient("bob@example.com", None, TOKEN), NOW).message_id
-    other_digest = prepared(digest_key="digest-2").personalise(Recipient("ada@example.com", None, TOKEN), NOW)
+    one = prepared().personalise(Subscriber(0, "ada@example.com", None, "active", TOKEN), NOW).message_id
+    again = prepared().personalise(Subscriber(0, "ada@example.com", None, "active", TOKEN), NOW).message_id
+    other_person = prepared().personalise(Subscriber(0, "bob@example.com", None, "active", TOKEN), NOW).message_id
+    other_digest = prepared(digest_key="digest-2").personalise(
+        Subscriber(0, "ada@example.com", None, "active", TOKEN), NOW
+    )
     assert one == again
     assert len({one, other_person, other_digest.message_id}) == 3
 
@@ -112,7 +115,7 @@ def test_message_id_is_stable_per_digest_and_subscriber_and_unique_across_them()
     ],
 )
 def test_a_hostile_or_odd_name_never_breaks_the_to_header(name: str) -> None:
-    out = prepared().personalise(Recipient("ada@example.com", name, TOKEN), NOW)
+    out = prepared().personalise(Subscriber(0, "ada@example.com", name, "active", TOKEN), NOW)
     parsed = parse(out.data)
 
     assert_wire_safe(out.data)
@@ -125,7 +128,7 @@ def test_a_hostile_or_odd_name_never_breaks_the_to_header(name: str) -> None:
 
 def test_a_subject_with_newlines_and_non_ascii_is_one_encoded_line() -> None:
     subject = "Ünïcode café notes\r\nBcc: victim@example.net — " + "wörd " * 40
-    out = prepared(subject=subject).personalise(Recipient("ada@example.com", None, TOKEN), NOW)
+    out = prepared(subject=subject).personalise(Subscriber(0, "ada@example.com", None, "active", TOKEN), NOW)
     parsed = parse(out.data)
 
     assert parsed["Bcc"] is None
@@ -143,7 +146,7 @@ def test_placeholders_on_long_lines_survive_quoted_printable_at_every_offset() -
               for offset in range(0, 160)]  # fmt: skip
     html = "<p>" + "".join(pieces) + "</p>"
     text = " ".join(pieces)
-    out = prepared(html=html, text=text).personalise(Recipient("ada+news@example.com", "Ada", TOKEN), NOW)
+    out = prepared(html=html, text=text).personalise(Subscriber(0, "ada+news@example.com", "Ada", "active", TOKEN), NOW)
     parsed = parse(out.data)
 
     url = f"https://fieldnotes.example.org/digest/unsubscribe?token={tokens.link_token('s3cret-s3cret', TOKEN)}"
@@ -158,7 +161,7 @@ def test_placeholders_on_long_lines_survive_quoted_printable_at_every_offset() -
 def test_html_special_characters_in_an_address_are_escaped_in_html_only() -> None:
     html = f"<p>Sent to {RECIPIENT_PLACEHOLDER}</p>"
     out = prepared(html=html, text=f"Sent to {RECIPIENT_PLACEHOLDER}").personalise(
-        Recipient("o'brien&co@example.com", None, TOKEN), NOW
+        Subscriber(0, "o'brien&co@example.com", None, "active", TOKEN), NOW
     )
     parsed = parse(out.data)
     assert "o&#x27;brien&amp;co@example.com" in part(parsed, "html")
@@ -166,7 +169,7 @@ def test_html_special_characters_in_an_address_are_escaped_in_html_only() -> Non
 
 
 def test_an_internationalised_address_is_written_as_utf8_not_encoded_words() -> None:
-    out = prepared().personalise(Recipient("jörg@example.com", "Jörg", TOKEN), NOW)
+    out = prepared().personalise(Subscriber(0, "jörg@example.com", "Jörg", "active", TOKEN), NOW)
     to_line = out.data.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0]
     assert "jörg@example.com".encode() in to_line
     assert_wire_safe(out.data)
@@ -192,7 +195,7 @@ def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(dkim_key: tu
     long_html = "<p>" + ("code <b>x</b> " * 2000) + f"{UNSUBSCRIBE_PLACEHOLDER}</p>"
     message = prepared(html=long_html, subject="Ünïcode", signer=signer,
                        mailto="unsubscribe@fieldnotes.example.org")  # fmt: skip
-    out = message.personalise(Recipient("ada@example.com", "Ada", TOKEN), NOW)
+    out = message.personalise(Subscriber(0, "ada@example.com", "Ada", "active", TOKEN), NOW)
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
         assert name == b"mail._domainkey.fieldnotes.example.org."
@@ -213,7 +216,7 @@ def test_dkim_is_relaxed_and_over_signs_from_and_subject(dkim_key: tuple[Path, b
     key, record = dkim_key
     signer = dkim_signer("mail", "fieldnotes.example.org", key)
     out = prepared(html=f"<p>{UNSUBSCRIBE_PLACEHOLDER}</p>", subject="Weekly", signer=signer).personalise(
-        Recipient("ada@example.com", "Ada", TOKEN), NOW
+        Subscriber(0, "ada@example.com", "Ada", "active", TOKEN), NOW
     )
 
     def dns(name: bytes, timeout: int = 5) -> bytes:

@@ -6,13 +6,21 @@ The tree::
     ├── ConfigError             bad or missing setting, bad CLI input; exit 2
     │   └── InputError          bad user-supplied data (an address, a CSV); exit 2
     ├── FeedError               a feed could not be fetched or is not a feed
+    │   └── FetchError          the fetch failed; ``status`` is what feeds.last_status records
     ├── StoreError              the database is unusable (locked, corrupt, newer schema)
     │   └── LockHeldError       another process holds the single-sender lock
     ├── RenderError             a template failed to render
     └── SendError               SMTP failed (connection, auth, policy)
 
+    Exception
+    ├── ConnectFailure          mailer: an SMTP connection could not be made (a retry might work)
+    ├── TemplateLimitError      sandbox: the subject template broke a limit (RenderError for the user)
+    └── InvalidRequest          web: a bad token or body, answered with the neutral page
+
 The CLI turns any DigestError into one ``Error: ...`` line and its exit code;
-anything else is a bug and keeps its traceback.
+anything else is a bug and keeps its traceback. The three outside the
+DigestError tree never reach the user: each is caught by the stage that
+raises it and turned into an outcome (a retry, a RenderError, a web page).
 """
 
 from __future__ import annotations
@@ -54,6 +62,18 @@ class FeedError(DigestError):
     """A feed could not be fetched, or what came back is not a feed."""
 
 
+class FetchError(FeedError):
+    """The feed could not be fetched; ``status`` is what ``feeds.last_status`` records."""
+
+    def __init__(self, message: str, *, status: str = "error", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+    @property
+    def gone(self) -> bool:
+        return self.status == "410"
+
+
 class StoreError(DigestError):
     """The SQLite database cannot be used."""
 
@@ -68,3 +88,15 @@ class RenderError(DigestError):
 
 class SendError(DigestError):
     """The SMTP transport failed in a way that stops the run."""
+
+
+class ConnectFailure(Exception):
+    """An SMTP connection could not be made; a retry later might succeed."""
+
+
+class TemplateLimitError(Exception):
+    """The sandboxed subject template exceeded a limit or failed; the message is one line."""
+
+
+class InvalidRequest(Exception):
+    """Anything wrong with a web request's token or body: answered with the neutral page."""

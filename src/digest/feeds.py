@@ -30,11 +30,9 @@ import feedparser
 from lxml import html as lxml_html
 
 from digest.errors import FeedError
-from digest.fetch import USER_AGENT, Fetcher, FetchError, FetchResult, HttpFetcher
+from digest.fetch import FetchResult
 from digest.models import Enclosure, Entry, ParsedFeed
 from digest.sanitize import sanitise_entry_html
-
-__all__ = ["USER_AGENT", "FetchError", "FetchResult", "Fetcher", "HttpFetcher", "parse_feed"]
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import logging
 import socket
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.client import HTTPMessage
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -27,25 +27,13 @@ from urllib.parse import urlsplit
 from urllib.request import HTTPRedirectHandler, Request, build_opener, url2pathname
 
 from digest import __version__
-from digest.errors import FeedError
+from digest.errors import FetchError
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"digest/{__version__} (+self-hosted newsletter digest; feed reader)"
 _ACCEPT = "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 _CHUNK = 64 * 1024
-
-
-class FetchError(FeedError):
-    """The feed could not be fetched; ``status`` is what ``feeds.last_status`` records."""
-
-    def __init__(self, message: str, *, status: str = "error", hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-    @property
-    def gone(self) -> bool:
-        return self.status == "410"
 
 
 @dataclass(frozen=True)
@@ -59,7 +47,6 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     permanent_redirect: str | None = None  # where a chain of 301/308 led: the feed's new home
-    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_modified(self) -> bool:
@@ -151,7 +138,6 @@ class HttpFetcher:
                     etag=response.headers.get("ETag"),
                     last_modified=response.headers.get("Last-Modified"),
                     permanent_redirect=redirects.permanent,
-                    headers=dict(response.headers.items()),
                 )
         except HTTPError as exc:
             exc.close()

@@ -42,24 +42,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from digest.config import Settings
-from digest.errors import SendError
-from digest.message import OutgoingMessage, PreparedMessage, Recipient
+from digest.errors import ConnectFailure, SendError
+from digest.message import OutgoingMessage, PreparedMessage
+from digest.models import Subscriber
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    recipient: Recipient
+    recipient: Subscriber
     status: str  # sent | failed (permanent, a 5xx) | deferred (temporary failures exhausted the attempts)
     attempts: int
     message_id: str | None
     error: str | None = None
     refused: bool = False  # a 5xx that names the address itself (the subscriber bounces)
-
-
-class ConnectFailure(Exception):
-    """A connection could not be made; a retry later might succeed."""
 
 
 class SmtpTransport:
@@ -242,15 +239,10 @@ class DeliveryOptions:
 
 @dataclass
 class _RunState:
-    accepted: int = 0  # messages any worker got accepted in this run
     connected: int = 0  # connections any worker opened in this run
     abort: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     fatal: BaseException | None = None
-
-    def count_accepted(self) -> None:
-        with self.lock:
-            self.accepted += 1
 
     def count_connected(self) -> None:
         with self.lock:
@@ -264,7 +256,7 @@ class _RunState:
 
 def deliver(
     prepared: PreparedMessage,
-    recipients: Iterable[Recipient],
+    recipients: Iterable[Subscriber],
     *,
     transport_factory: TransportFactory,
     options: DeliveryOptions,
@@ -291,18 +283,18 @@ def deliver(
     limiter = RateLimiter(options.rate)
     sender = prepared.sender.addr_spec
     pending = iter(recipients)
-    orphans: list[Recipient] = []  # left by a worker that lost its connection for good
+    orphans: list[Subscriber] = []  # left by a worker that lost its connection for good
     shared = threading.Lock()  # guards ``pending``, ``orphans``, ``working`` and ``on_result``
     connections = max(1, options.connections)
     working = [connections]
 
-    def next_recipient() -> Recipient | None:
+    def next_recipient() -> Subscriber | None:
         with shared:
             if stop.is_set() or state.abort.is_set():
                 return None
             return orphans.pop() if orphans else next(pending, None)
 
-    def retire(recipient: Recipient, exc: ConnectFailure) -> bool:
+    def retire(recipient: Subscriber, exc: ConnectFailure) -> bool:
         """Give up this connection while others still work (a provider that allows
         fewer connections, one that drops some); its recipient goes to another."""
         with shared:
@@ -363,7 +355,7 @@ def _send_one(
     transport: SmtpTransport,
     sender: str,
     prepared: PreparedMessage,
-    recipient: Recipient,
+    recipient: Subscriber,
     options: DeliveryOptions,
     limiter: RateLimiter,
     state: _RunState,
@@ -380,7 +372,6 @@ def _send_one(
                 transport.connect()
                 state.count_connected()
             transport.send(sender, message)
-            state.count_accepted()
             return DeliveryResult(recipient, "sent", attempt, message.message_id)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients.get(recipient.email, next(iter(exc.recipients.values()), (0, b"")))

@@ -29,6 +29,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from digest import headers, tokens, verp
+from digest.models import Subscriber
 from digest.placeholders import LEGACY, Placeholders
 
 MAX_NAME_CHARS = headers.MAX_NAME
@@ -88,14 +89,6 @@ def to_header(email: str, name: str | None) -> bytes:
 
 
 @dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str | None
-    token: str  # the subscriber's random token (signed into the link here)
-    id: int = 0
-
-
-@dataclass(frozen=True)
 class OutgoingMessage:
     recipient: str
     message_id: str
@@ -131,18 +124,18 @@ class PreparedMessage:
         base = self.public_url or "https://unsubscribe.invalid"
         return f"{base}/unsubscribe?token={link}"
 
-    def message_id(self, recipient: Recipient) -> str:
+    def message_id(self, recipient: Subscriber) -> str:
         # Deterministic per (digest, subscriber): a copy re-sent after a crash
         # carries the same Message-ID, which lets receivers drop the duplicate.
         tag = hashlib.sha256(f"{self.digest_key}\0{recipient.email}".encode()).hexdigest()[:20]
         return f"<digest.{tag}@{self.sender.domain}>"
 
-    def personal_values(self, recipient: Recipient) -> dict[str, str]:
+    def personal_values(self, recipient: Subscriber) -> dict[str, str]:
         """What each placeholder stands for in ``recipient``'s copy (plain text: HTML escapes it)."""
         marks = self.placeholders
         return {marks.unsubscribe: self.unsubscribe_url(recipient.token), marks.recipient: recipient.email}
 
-    def personal_bodies(self, recipient: Recipient) -> tuple[str, str]:
+    def personal_bodies(self, recipient: Subscriber) -> tuple[str, str]:
         """``recipient``'s text and HTML bodies, decoded (for previews; sending uses ``personalise``)."""
         text, html_body = self.text, self.html
         for placeholder, value in self.personal_values(recipient).items():
@@ -150,7 +143,7 @@ class PreparedMessage:
             html_body = html_body.replace(placeholder, html.escape(value))
         return text, html_body
 
-    def personalise(self, recipient: Recipient, now: datetime) -> OutgoingMessage:
+    def personalise(self, recipient: Subscriber, now: datetime) -> OutgoingMessage:
         values = self.personal_values(recipient)
         url = values[self.placeholders.unsubscribe]
         text_values = {name: _qp(value) for name, value in values.items()}

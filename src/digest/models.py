@@ -90,5 +90,4 @@ class Digest:
     text: str
     entry_ids: tuple[int, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "2 entries shortened to fit"
-    id: int | None = None
     placeholder_nonce: str = ""  # placeholders.Placeholders: which strings are personal

@@ -28,12 +28,12 @@ from sqlite_utils import Database
 from digest import store
 from digest.bounceprocess import record_smtp_refusal
 from digest.config import Settings
-from digest.errors import DigestError, FeedError, InputError
-from digest.feeds import Fetcher, FetchError, HttpFetcher, parse_feed
+from digest.errors import DigestError, FeedError, FetchError, InputError
+from digest.feeds import parse_feed
+from digest.fetch import Fetcher, HttpFetcher
 from digest.lock import sender_lock
-from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, deliver, options_from
-from digest.mailer import TransportFactory as TransportFactory  # re-exported for the daemon
-from digest.message import PreparedMessage, Recipient, Signer, dkim_signer, prepare_message
+from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, TransportFactory, deliver, options_from
+from digest.message import PreparedMessage, Signer, dkim_signer, prepare_message
 from digest.models import StoredEntry, Subscriber
 from digest.placeholders import Placeholders
 from digest.subscribers import get_by_email, new_token, normalise_email
@@ -366,7 +366,7 @@ def deliver_digest(
         if progress:
             progress(report, total)
 
-    recipients = (_recipient(s) for s in store.undelivered_subscribers(db, plan.id))
+    recipients = store.undelivered_subscribers(db, plan.id)
     try:
         deliver(prepared, recipients, transport_factory=factory, options=options, on_result=on_result, stop=stop)
     finally:
@@ -400,11 +400,9 @@ class Preview:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _recipient(subscriber: Subscriber) -> Recipient:
-    return Recipient(email=subscriber.email, name=subscriber.name, token=subscriber.token, id=subscriber.id)
-
-
-SAMPLE_RECIPIENT = Recipient(email="subscriber@example.com", name="Sample Subscriber", token="x" * 32)
+SAMPLE_RECIPIENT = Subscriber(
+    id=0, email="subscriber@example.com", name="Sample Subscriber", status="active", token="x" * 32
+)
 
 
 def preview(settings: Settings, output_dir: Path | None, *, fetcher: Fetcher | None = None) -> Preview:
@@ -420,7 +418,7 @@ def preview(settings: Settings, output_dir: Path | None, *, fetcher: Fetcher | N
         plan = plans[0]
         recipients = store.count_undelivered(db, plan.id)
         first = next(store.undelivered_subscribers(db, plan.id, batch=1), None)
-        recipient = SAMPLE_RECIPIENT if first is None else _recipient(first)
+        recipient = SAMPLE_RECIPIENT if first is None else first
         prepared = prepared_for(plan, settings)
         message = prepared.personalise(recipient, datetime.now(UTC))
         result = Preview(plan, feeds, recipients, len(plans) - 1, message.data)
@@ -431,7 +429,7 @@ def preview(settings: Settings, output_dir: Path | None, *, fetcher: Fetcher | N
         db.close()
 
 
-def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recipient: Recipient) -> dict[str, Path]:
+def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recipient: Subscriber) -> dict[str, Path]:
     """digest.html, digest.txt and digest.eml: ``recipient``'s copy, as ``send`` would deliver it."""
     text, html = prepared.personal_bodies(recipient)
     try:
@@ -483,10 +481,11 @@ def send_to_one(
     # A subscriber gets exactly their own message (name, working unsubscribe
     # link); any other address gets a link that unsubscribes nobody.
     name, token = (known.name, known.token) if known else (None, new_token())
+    status = known.status if known else "none"
     results: list[DeliveryResult] = []
     factory = transport_factory or (lambda: SmtpTransport(settings))
     options = DeliveryOptions(attempts=settings.send_attempts, connections=1, rate=0.0)  # one message
-    recipient = Recipient(email=email, name=name, token=token)
+    recipient = Subscriber(id=0, email=email, name=name, status=status, token=token)
     deliver(prepared, [recipient], transport_factory=factory, options=options, on_result=results.append)
     return plan, results[0]
 

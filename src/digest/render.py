@@ -26,7 +26,7 @@ from premailer import Premailer
 
 from digest import codeblocks, headers, htmlclean, sandbox, sanitize, textdir, textify
 from digest.config import Settings
-from digest.errors import ConfigError, RenderError
+from digest.errors import ConfigError, RenderError, TemplateLimitError
 from digest.models import Digest, StoredEntry
 from digest.placeholders import LEGACY_RECIPIENT, LEGACY_UNSUBSCRIBE, Placeholders
 
@@ -165,7 +165,6 @@ class _Layout:
         self.env = env
         self.target = "full" if settings.mode == "full" else "excerpt"
         self._views: dict[tuple[int, str], EntryView] = {}
-        self.inline_runs = 0  # for tests and the benchmark: premailer runs per digest
 
     def view(self, index: int, form: str) -> EntryView:
         key = (index, form)
@@ -188,7 +187,6 @@ class _Layout:
         context = self.context(forms)
         raw = _render(self.env, "digest.html.j2", context)
         html = inline_css(raw)
-        self.inline_runs += 1
         return html, context, len(html.encode("utf-8")), len(raw.encode("utf-8"))
 
     def fit(self) -> tuple[str, dict[str, Any]]:
@@ -319,7 +317,7 @@ def render_subject(settings: Settings, views: list[EntryView]) -> str:
                 "entries": views,
             },
         )
-    except sandbox.TemplateLimitError as exc:
+    except TemplateLimitError as exc:
         raise ConfigError(f"DIGEST_SUBJECT: {exc}") from None
     # One line, always: feed titles may carry CR/LF, control characters and runs of blanks.
     return headers.clean(subject, headers.MAX_SUBJECT, "\u2026") or "New posts"

@@ -23,13 +23,11 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from digest.errors import TemplateLimitError
+
 MAX_NUMBER = 10_000  # largest integer argument, repeat count or exponent result size (digits)
 MAX_SIZE = 10_000  # characters or items in any intermediate value, and in the output
 SECONDS = 1.0
-
-
-class TemplateLimitError(Exception):
-    """The template does too much work, builds too large a value or is invalid."""
 
 
 def _check_value(value: Any) -> Any:

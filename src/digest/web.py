@@ -58,7 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from digest import store, subscribers, tokens
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, InvalidRequest
 from digest.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,6 @@ NEUTRAL_PAGE = _page(
 NOT_FOUND_PAGE = _page("Not found", "There is nothing here.")
 TOO_LARGE_PAGE = _page("Request too large", "The request body is too large.")
 UNAVAILABLE_PAGE = _page("Try again later", "The service is busy. Please try again in a minute.")
-
-
-class _InvalidRequest(Exception):
-    """Anything wrong with a token or body: answered with the neutral page."""
 
 
 def _one_click_body(content_type: str, body: bytes) -> bool:
@@ -256,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server.app
         try:
             subscriber = app.resolve(query, write=write)
-        except _InvalidRequest:
+        except InvalidRequest:
             self._respond(400, NEUTRAL_PAGE)
             return
         except (sqlite3.Error, DigestError) as exc:
@@ -386,14 +382,14 @@ class UnsubscribeServer:
     # --- what the handler asks of the application -------------------------
 
     def resolve(self, query: str, *, write: bool) -> Subscriber:
-        """The subscriber a link's query names (unsubscribed first when ``write``); _InvalidRequest otherwise."""
+        """The subscriber a link's query names (unsubscribed first when ``write``); InvalidRequest otherwise."""
         try:
             values = parse_qs(query, max_num_fields=10).get("token", [])
         except ValueError:
-            raise _InvalidRequest from None
+            raise InvalidRequest from None
         token = tokens.verify_link_token(self.secret, values[0]) if len(values) == 1 else None
         if token is None:
-            raise _InvalidRequest
+            raise InvalidRequest
         db = store.open_db(self.db_path)
         try:
             if write:
@@ -405,7 +401,7 @@ class UnsubscribeServer:
         finally:
             db.close()
         if subscriber is None:
-            raise _InvalidRequest
+            raise InvalidRequest
         return subscriber
 
     def healthy(self) -> bool:
