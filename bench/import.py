@@ -12,7 +12,7 @@ Measures, in one run, on fresh SQLite files in a temporary folder:
 * import:   ``csvimport.import_csv`` into an empty database (one transaction,
             executemany);
 * again:    the same file a second time (every row "already present");
-* baseline: the naive way, ``subscribers.add_subscriber`` once per row
+* baseline: the naive way, ``store.add_subscriber`` once per row
             (one transaction per row), as a loop over `digest subscribers add`
             would do without process start-up.
 
@@ -85,7 +85,7 @@ def main() -> None:
             added = 0
             for n in range(args.rows):
                 try:
-                    subscribers.add_subscriber(naive, f"Reader.{n:06d}@Example{n % 97}.com" if n % 1000 else
+                    store.add_subscriber(naive, f"Reader.{n:06d}@Example{n % 97}.com" if n % 1000 else
                                                f"broken-{n}", f"Reader Number {n}")  # fmt: skip
                     added += 1
                 except subscribers.InputError:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import SmtpServer, add_subscribers, run_cli
-from digest import bouncestore, store, verp
+from digest import store, verp
 from digest.bounces import classify
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -141,17 +141,17 @@ def test_reactivate_undoes_a_bounce_but_not_a_complaint_without_force(env: dict[
     assert rows(env)["heidi@example.com"][0] == "active"
 
 
-def _apply(db: Any, kind: str, when: datetime, key: str, policy: bouncestore.Policy) -> bouncestore.Applied:
-    subscriber = bouncestore.subscriber_by_email(db, "kate@example.com")
+def _apply(db: Any, kind: str, when: datetime, key: str, policy: store.BouncePolicy) -> store.AppliedBounce:
+    subscriber = store.subscriber_by_email(db, "kate@example.com")
     assert subscriber is not None
-    return bouncestore.apply_event(db, subscriber, kind=kind, digest_id=None, status_code=None, diagnostic="",
+    return store.apply_event(db, subscriber, kind=kind, digest_id=None, status_code=None, diagnostic="",
                                    source="test", message_key=key, policy=policy, when=when)  # fmt: skip
 
 
 def test_scoring_counts_once_a_day_and_resets_after_a_quiet_period(env: dict[str, str]) -> None:
     add_subscribers(env, "kate@example.com")
     db = store.open_db(Path(env["DIGEST_DB"]))
-    policy = bouncestore.Policy(threshold=2.0, hard_immediate=False, reset=timedelta(days=30))
+    policy = store.BouncePolicy(threshold=2.0, hard_immediate=False, reset=timedelta(days=30))
     day = datetime(2026, 11, 1, 9, tzinfo=UTC)
     try:
         assert _apply(db, "soft", day, "a", policy).score == 0.5

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import RecordingHandler, run_cli, start_smtp
 from digest import store
-from digest.subscribers import add_subscriber
+from digest.store import add_subscriber
 
 SUBSCRIBERS = 300
 CONNECTIONS = 2

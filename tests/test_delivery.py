@@ -15,7 +15,7 @@ from digest import pipeline, store
 from digest.mailer import DeliveryOptions
 from digest.pipeline import SendReport
 from digest.progress import SendProgress
-from digest.subscribers import add_subscriber, get_by_email, set_status
+from digest.store import add_subscriber, get_by_email, set_subscriber_status
 
 FAST = DeliveryOptions(attempts=2, backoff=0, connections=2, rate=0.0)
 
@@ -117,7 +117,7 @@ def test_unsubscribed_mid_send_is_skipped_from_the_next_batch_on(env: dict[str, 
             if subscriber.email == "reader0@example.com":
                 leaver = get_by_email(db, "reader4@example.com")
                 assert leaver is not None
-                set_status(db, leaver.id, "unsubscribed")
+                set_subscriber_status(db, leaver.id, "unsubscribed")
     finally:
         db.close()
     assert streamed == [a for a in addresses if a != "reader4@example.com"]

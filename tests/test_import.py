@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, run_cli, subscriber_rows
+from digest.errors import StoreError
 
 CSV = FIXTURES / "csv"
 
@@ -228,7 +229,7 @@ def test_a_busy_database_imports_nothing_and_exits_1(env: dict[str, str]) -> Non
         db = store.open_db(Path(env["DIGEST_DB"]))
         db.execute("PRAGMA busy_timeout = 0")  # fail at once instead of waiting 10 s
         try:
-            with pytest.raises(csvimport.StoreError, match="nothing was imported"):
+            with pytest.raises(StoreError, match="nothing was imported"):
                 csvimport.import_csv(db, CSV / "mailchimp_subscribed.csv")
         finally:
             db.close()

@@ -23,7 +23,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import RecordingHandler, SmtpServer, run_cli, settings_from, start_smtp
 from digest import pipeline, store
 from digest.mailer import DeliveryOptions, SmtpTransport
-from digest.subscribers import add_subscriber, get_by_email
+from digest.store import add_subscriber, get_by_email
 
 FAST = DeliveryOptions(attempts=4, backoff=0, connections=2, rate=0.0)
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from digest import bouncestore
+from digest import store
 from digest.bounces import Classification, classify, kind_of, status_in
-from digest.bouncestore import Applied, Policy
 from digest.config import Settings
 from digest.errors import InputError
+from digest.store import AppliedBounce, BouncePolicy
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ PROCESSED_FOLDER = "processed"
 class MessageOutcome:
     where: str  # e.g. "maildir:1700000000.M1.host"
     verdict: str
-    changes: list[Applied] = field(default_factory=list)
+    changes: list[AppliedBounce] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # failed addresses that are nobody here
 
 
@@ -48,12 +48,12 @@ class ProcessReport:
         return sum(1 for outcome in self.outcomes if outcome.verdict == verdict)
 
     @property
-    def changed(self) -> list[Applied]:
+    def changed(self) -> list[AppliedBounce]:
         return [change for outcome in self.outcomes for change in outcome.changes if change.changed]
 
 
-def policy_from(settings: Settings) -> Policy:
-    return Policy(settings.bounce_threshold, settings.bounce_hard == "immediate",
+def policy_from(settings: Settings) -> BouncePolicy:
+    return BouncePolicy(settings.bounce_threshold, settings.bounce_hard == "immediate",
                   timedelta(seconds=settings.bounce_reset))  # fmt: skip
 
 
@@ -69,8 +69,8 @@ def record(
     by_token = None
     if found.token is not None:
         digest_id, subscriber_id = found.token
-        by_token = bouncestore.subscriber_by_id(db, subscriber_id)
-        if not bouncestore.digest_exists(db, digest_id):
+        by_token = store.subscriber_by_id(db, subscriber_id)
+        if not store.digest_exists(db, digest_id):
             digest_id = None
     failures = list(found.failures)
     if by_token is not None and len(failures) > 1:
@@ -79,12 +79,12 @@ def record(
         own = [f for f in failures if f.email == by_token["email"]]
         failures = own or failures[:1]
     for failure in failures:
-        subscriber = by_token or (bouncestore.subscriber_by_email(db, failure.email) if failure.email else None)
+        subscriber = by_token or (store.subscriber_by_email(db, failure.email) if failure.email else None)
         if subscriber is None:
             outcome.unknown.append(failure.email or "?")
             continue
         outcome.changes.append(
-            bouncestore.apply_event(
+            store.apply_event(
                 db, subscriber, kind=failure.kind, digest_id=digest_id, status_code=failure.status_code,
                 diagnostic=failure.diagnostic, source=source.split(":", 1)[0], message_key=found.key,
                 policy=policy, when=found.received, dry_run=dry_run,
@@ -144,11 +144,11 @@ def _mbox_messages(path: Path) -> Iterator[bytes]:
 
 def record_smtp_refusal(db: Database, settings: Settings, subscriber_id: int, digest_id: int, reply: str) -> bool:
     """A 5xx the relay gave during the SMTP session, scored like a mailed bounce; True if now bounced."""
-    subscriber = bouncestore.subscriber_by_id(db, subscriber_id)
+    subscriber = store.subscriber_by_id(db, subscriber_id)
     if subscriber is None:
         return False
     code = status_in(reply + " ")
-    applied = bouncestore.apply_event(
+    applied = store.apply_event(
         db, subscriber, kind=kind_of(code, reply), digest_id=digest_id, status_code=code,
         diagnostic=reply[:300], source="smtp", message_key=None, policy=policy_from(settings),
     )  # fmt: skip
@@ -164,7 +164,7 @@ BOUNCE_LIMIT = 0.02
 def rate_lines(db: Database, limit: int = 5) -> list[str]:
     """For `digest status`: per recent digest, bounce and complaint rates against those limits."""
     lines = []
-    for row in bouncestore.digest_rates(db, limit):
+    for row in store.digest_rates(db, limit):
         if not row["sent"]:
             continue
         bounce, complaint = row["bounces"] / row["sent"], row["complaints"] / row["sent"]

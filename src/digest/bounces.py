@@ -18,7 +18,7 @@
 Which subscriber: a VERP token (verp.py) in the address the bounce was sent
 to or in the quoted original headers names the digest and subscriber
 exactly; without one, the failed recipient addresses name them.
-Library code: no SQL here (bouncestore.py), no printing.
+Library code: no SQL here (store/bounces.py), no printing.
 """
 
 from __future__ import annotations

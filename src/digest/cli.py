@@ -437,7 +437,7 @@ def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
 @pass_app
 def status(app: App, as_json: bool) -> None:
     """Show feeds, pending entries, subscribers and recent digests."""
-    from digest import bounceprocess, pipeline, scheduler, store, subscribers
+    from digest import bounceprocess, pipeline, scheduler, store
 
     settings = app.settings
     if not settings.db_path.exists():
@@ -450,7 +450,7 @@ def status(app: App, as_json: bool) -> None:
         feeds = store.feed_rows(db)
         pending = store.pending_count(db)
         schedule_lines = scheduler.schedule_status(settings, db, store.utcnow())
-        counts = subscribers.status_counts(db)
+        counts = store.status_counts(db)
         rate_lines = bounceprocess.rate_lines(db)
         rows = pipeline.summary_rows(db)
     if as_json:

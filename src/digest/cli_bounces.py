@@ -1,7 +1,7 @@
 """``digest bounces ...`` and ``digest subscribers reactivate`` (click). Thin, like cli.py.
 
 Registered on the main group by cli.py. Logic lives in bounceprocess.py and
-bouncestore.py; this module parses options, calls one function, prints.
+store/bounces.py; this module parses options, calls one function, prints.
 """
 
 from __future__ import annotations
@@ -96,11 +96,11 @@ def _print_report(report: ProcessReport, dry_run: bool) -> None:
 @click.pass_context
 def list_bounces(ctx: click.Context, email: str | None) -> None:
     """List recorded bounces and complaints, newest first."""
-    from digest import bouncestore, subscribers
+    from digest import store, subscribers
 
     address = subscribers.normalise_email(email) if email else None
     with _database(ctx) as db:
-        rows = bouncestore.list_bounces(db, address)
+        rows = store.list_bounces(db, address)
     for row in rows:
         code = row["status_code"] or "-"
         click.echo(f"{row['received']}  {row['email']}  {row['kind']}  {code}  digest {row['digest_id'] or '-'}"
@@ -115,11 +115,11 @@ def list_bounces(ctx: click.Context, email: str | None) -> None:
 @click.pass_context
 def reactivate(ctx: click.Context, email: str, force: bool) -> None:
     """Undo a bounce: make a bounced subscriber active again, score reset."""
-    from digest import bouncestore, subscribers
+    from digest import store, subscribers
 
     address = subscribers.normalise_email(email)
     with _database(ctx) as db:
-        row = bouncestore.subscriber_by_email(db, address)
+        row = store.subscriber_by_email(db, address)
         if row is None:
             raise InputError(f"{address} is not a subscriber")
         if row["status"] == "active":
@@ -129,5 +129,5 @@ def reactivate(ctx: click.Context, email: str, force: bool) -> None:
             raise InputError(f"{address} reported the digest as spam", hint="use --force only with their consent")
         if row["status"] == "unsubscribed" and row["unsubscribe_reason"] != "complaint":
             raise InputError(f"{address} unsubscribed", hint="use `digest subscribers add --resubscribe` with consent")
-        bouncestore.reactivate(db, row["id"])
+        store.reactivate(db, row["id"])
     click.echo(f"Reactivated {address}")

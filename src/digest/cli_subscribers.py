@@ -3,7 +3,7 @@
 Like cli.py, each command imports the database layer in its own body, so
 `digest --help` does not load it.
 
-Registered on the main group by cli.py. Logic lives in subscribers.py and
+Registered on the main group by cli.py. Logic lives in store/subscribers.py and
 csvimport.py; this module parses options, calls one function, prints. Errors
 raise DigestError, which the main group turns into one line and exit 2 (bad
 input) or 1 (runtime).
@@ -53,11 +53,11 @@ def subscribers_group() -> None:
 @click.pass_context
 def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> None:
     """Add a subscriber (validated and normalised, no DNS lookup)."""
-    from digest import subscribers
+    from digest import store
 
     with _database(ctx) as db:
         allow = ctx.obj.settings.allow_test_domains
-        result = subscribers.add_subscriber(db, email, name, resubscribe=resubscribe, allow_test_domains=allow)
+        result = store.add_subscriber(db, email, name, resubscribe=resubscribe, allow_test_domains=allow)
     messages = {
         "added": "Added",
         "already-active": "Already subscribed (nothing changed):",
@@ -72,10 +72,10 @@ def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> 
 @click.pass_context
 def remove(ctx: click.Context, email: str, purge: bool) -> None:
     """Unsubscribe an address: kept on record, never mailed again (or erased with --purge)."""
-    from digest import subscribers
+    from digest import store
 
     with _database(ctx) as db:
-        result = subscribers.remove_subscriber(db, email, purge=purge)
+        result = store.remove_subscriber(db, email, purge=purge)
     address = result.subscriber.email
     if result.outcome == "purged":
         click.echo(
@@ -96,12 +96,12 @@ def remove(ctx: click.Context, email: str, purge: bool) -> None:
 @click.pass_context
 def list_(ctx: click.Context, status: str, output_format: str | None) -> None:
     """List subscribers (streamed in the order they were added)."""
-    from digest import subscribers
+    from digest import store
 
     stdout = sys.stdout
     output_format = output_format or ("table" if stdout.isatty() else "csv")
     with _database(ctx) as db:
-        rows = subscribers.iter_subscribers(db, status)
+        rows = store.iter_subscribers(db, status)
         if output_format == "csv":
             _write_csv(stdout, rows)
         elif output_format == "json":
@@ -111,7 +111,7 @@ def list_(ctx: click.Context, status: str, output_format: str | None) -> None:
 
 
 def _write_csv(stream: IO[str], rows: Iterator[dict[str, Any]]) -> int:
-    from digest.csvimport import export_cell
+    from digest.csvcells import export_cell
 
     writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
@@ -131,9 +131,9 @@ def _write_json(stream: IO[str], rows: Iterator[dict[str, Any]]) -> None:
 
 
 def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> None:
-    from digest import subscribers
+    from digest import store
 
-    widths = subscribers.column_widths(db, status)
+    widths = store.column_widths(db, status)
     email_width = max(5, widths["email"])
     name_width = min(30, max(4, widths["name"]))
     click.echo(f"{'EMAIL':<{email_width}}  {'NAME':<{name_width}}  {'STATUS':<12}  SINCE")
@@ -144,7 +144,7 @@ def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> N
         if len(name) > name_width:
             name = name[: name_width - 1] + "…"
         click.echo(f"{row['email']:<{email_width}}  {name:<{name_width}}  {row['status']:<12}  {row['created'][:10]}")
-    counts = subscribers.status_counts(db)
+    counts = store.status_counts(db)
     click.echo("")
     click.echo(f"{shown} listed. Total: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 
@@ -227,10 +227,10 @@ def export(ctx: click.Context, file: Path | None, status: str) -> None:
     Unsubscribed and bounced addresses are included by default, so the next
     tool keeps honouring them; `digest subscribers import` reads this file back.
     """
-    from digest import subscribers
+    from digest import store
 
     with _database(ctx) as db:
-        rows = subscribers.iter_subscribers(db, status)
+        rows = store.iter_subscribers(db, status)
         if file is None:
             _write_csv(sys.stdout, rows)
             return

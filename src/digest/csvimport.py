@@ -26,10 +26,11 @@ What happens to each row:
   its line number and reason and nothing is written for it;
 * a repeated address is counted once, at its first line.
 
-All writes happen in ONE transaction (``BEGIN IMMEDIATE``): either every good
-row is imported or, on any error (unreadable file, no email column, database
-busy), nothing is. Planning and writing are separate steps, so ``--dry-run``
-runs the same plan and skips only the write.
+All writes happen in ONE transaction, which the store owns
+(``store.import_subscribers``): either every good row is imported or, on any
+error (unreadable file, no email column, database busy), nothing is. This
+module only plans what to write, so ``--dry-run`` runs the same plan and
+skips only the write.
 """
 
 from __future__ import annotations
@@ -37,22 +38,21 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from digest.errors import InputError, StoreError
-from digest.store import to_text, utcnow, write_transaction
-from digest.subscribers import clean_name, new_token, normalise_email
+from digest import store
+from digest.csvcells import import_cell, parse_date
+from digest.errors import InputError
+from digest.models import NewSubscriber, StatusChange
+from digest.store import to_text, utcnow
+from digest.subscribers import clean_name, normalise_email
 
 log = logging.getLogger(__name__)
 
-_LOOKUP_BATCH = 500  # well under SQLite's bound-parameter limit
 MAX_NAME_LENGTH = 200
 
 # Header names after _header_key(): lowercased, with spaces, "_", "-" and "." removed.
@@ -214,26 +214,6 @@ def _cell(row: list[str], index: int | None) -> str:
     return import_cell(row[index].strip())
 
 
-# A cell a spreadsheet would run as a formula starts with one of these.
-# export_cell puts an apostrophe before such a value, and before one that
-# already starts with apostrophes then one of these, so import_cell can take
-# exactly one off again: the round trip through `export` and `import` is exact.
-_FORMULA = re.compile(r"'*[=+\-@\t\r]")
-_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
-
-
-def export_cell(value: object) -> object:
-    """``value`` as a CSV cell no spreadsheet runs as a formula."""
-    if isinstance(value, str) and _FORMULA.match(value):
-        return "'" + value
-    return value
-
-
-def import_cell(value: str) -> str:
-    """The original text of a cell written by :func:`export_cell`."""
-    return value[1:] if _NEUTRALISED.match(value) else value
-
-
 def _row_status(row: list[str], layout: _Layout) -> str | None:
     """active, unsubscribed or bounced; None when the status value is unknown."""
     if _cell(row, layout.clean_time):
@@ -258,29 +238,6 @@ def _row_name(row: list[str], layout: _Layout) -> str | None:
         name = " ".join(p for p in (_cell(row, layout.first_name), _cell(row, layout.last_name)) if p)
     cleaned = clean_name(name)
     return cleaned[:MAX_NAME_LENGTH] if cleaned else None
-
-
-# listmonk writes Go's time.String(): "2020-07-01 12:44:19.869489 +0000 +0000"
-# or "... +0000 UTC"; others write ISO 8601, often with a "Z" or " UTC".
-_GO_TIME = re.compile(r"^(\S+ \S+) ([+-]\d{4})(?: (?:[+-]\d{4}|[A-Z]{2,5}))?$")
-
-
-def parse_date(value: str) -> datetime | None:
-    """A date from an export as an aware UTC datetime; None when it cannot be read."""
-    text = value.strip()
-    if text.endswith((" UTC", " GMT")):
-        text = text[:-4].strip()
-    match = _GO_TIME.match(text)
-    if match:
-        text = match.group(1) + match.group(2)
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # nanoseconds: Python reads microseconds
-    try:
-        moment = datetime.fromisoformat(text.replace(" ", "T", 1) if match else text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # exports write UTC without saying so
-    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def _row_date(row: list[str], index: int | None, problems: list[str]) -> str | None:
@@ -373,16 +330,6 @@ def _parse_row(line: int, row: list[str], layout: _Layout) -> CsvRow | RowProble
 # --- planning and writing -------------------------------------------------------------
 
 
-def _existing_statuses(db: Database, emails: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for start in range(0, len(emails), _LOOKUP_BATCH):
-        chunk = emails[start : start + _LOOKUP_BATCH]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT email, status FROM subscribers WHERE email IN ({marks})"  # noqa: S608 - only placeholders
-        found.update((email, status) for email, status in db.execute(sql, chunk).fetchall())
-    return found
-
-
 def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str = "utf-8") -> ImportReport:
     """Import the subscribers in ``path`` in one transaction (or only plan it, with ``dry_run``)."""
     columns, delimiter, parsed = read_csv(path, encoding)
@@ -401,17 +348,16 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
             if item.date_problem:
                 report.date_warnings.append(RowProblem(item.line, f"{item.email}: {item.date_problem}"))
 
-    def plan_and_write() -> None:
-        existing = _existing_statuses(db, [r.email for r in rows])
-        now = to_text(utcnow())
+    def plan(existing: dict[str, str]) -> tuple[list[NewSubscriber], list[StatusChange]]:
+        now = to_text(utcnow()) or ""
         source = f"import:{path.name}"
-        inserts = []
-        downgrades = []
+        inserts: list[NewSubscriber] = []
+        downgrades: list[StatusChange] = []
         for row in rows:
             status = existing.get(row.email)
             if status is None:
-                inserts.append((row.email, row.name, row.status, new_token(), row.created or now,
-                                row.changed_at or now, source, row.reason))  # fmt: skip
+                inserts.append(NewSubscriber(row.email, row.name, row.status, row.created or now,
+                                             row.changed_at or now, source, row.reason))  # fmt: skip
                 if row.status == "active":
                     report.added += 1
                 else:
@@ -419,32 +365,14 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
             elif status == "active" and row.status != "active":
                 # The reader left in the other tool: that choice wins; an import
                 # only ever means less mail, never more.
-                downgrades.append((row.status, row.reason, row.changed_at or now, row.email))
+                downgrades.append(StatusChange(row.email, row.status, row.reason, row.changed_at or now))
                 report.downgraded += 1
             elif status == "active" or row.status != "active":
                 report.already_present += 1
             else:
                 report.skipped_unsubscribed += 1
-        if not dry_run and inserts:
-            db.conn.executemany(
-                "INSERT INTO subscribers (email, name, status, token, created, updated, source, unsubscribe_reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                inserts,
-            )
-        if not dry_run and downgrades:
-            db.conn.executemany(
-                "UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? "
-                "WHERE email = ? AND status = 'active'",
-                downgrades,
-            )
+        return inserts, downgrades
 
-    try:
-        if dry_run:
-            plan_and_write()
-        else:
-            with write_transaction(db):  # BEGIN IMMEDIATE: the plan cannot go stale
-                plan_and_write()
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"import of {path} failed, nothing was imported: {exc}") from None
+    store.import_subscribers(db, [r.email for r in rows], plan, path=path, dry_run=dry_run)
     log.info("import %s: %d added, %d invalid", path, report.added, report.invalid)
     return report

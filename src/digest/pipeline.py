@@ -36,7 +36,7 @@ from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, Transp
 from digest.message import PreparedMessage, Signer, dkim_signer, prepare_message
 from digest.models import StoredEntry, Subscriber
 from digest.placeholders import Placeholders
-from digest.subscribers import get_by_email, new_token, normalise_email
+from digest.subscribers import new_token, normalise_email
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ def send_to_one(
         if plan is None:
             plan = _earlier_digest(db, digest_id)
         prepared = replace(prepared_for(plan, settings), digest_key=secrets.token_hex(16))
-        known = get_by_email(db, email)
+        known = store.get_by_email(db, email)
     finally:
         db.close()
     # A subscriber gets exactly their own message (name, working unsubscribe

@@ -393,11 +393,11 @@ class UnsubscribeServer:
         db = store.open_db(self.db_path)
         try:
             if write:
-                subscriber = subscribers.unsubscribe_token(db, token)
+                subscriber = store.unsubscribe_token(db, token)
                 if subscriber is not None:
                     log.info("subscriber %d unsubscribed through one-click", subscriber.id)
             else:
-                subscriber = subscribers.get_by_token(db, token)
+                subscriber = store.get_by_token(db, token)
         finally:
             db.close()
         if subscriber is None:

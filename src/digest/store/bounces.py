@@ -1,4 +1,4 @@
-"""The bounces table and the subscriber bounce score: the only SQL for bounces.
+"""The bounces table and the subscriber bounce score.
 
 Scoring as GNU Mailman does it: a hard bounce adds 1, a soft one 0.5, at most
 once per subscriber per day; the score starts again from zero after
@@ -15,18 +15,18 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from digest.store import from_text, to_text, utcnow
+from digest.store.times import from_text, to_text, utcnow
 
 
 @dataclass(frozen=True)
-class Policy:
+class BouncePolicy:
     threshold: float = 3.0
     hard_immediate: bool = True
     reset: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True)
-class Applied:
+class AppliedBounce:
     subscriber_id: int
     email: str
     kind: str
@@ -58,10 +58,10 @@ def apply_event(
     diagnostic: str,
     source: str,
     message_key: str | None,
-    policy: Policy,
+    policy: BouncePolicy,
     when: datetime | None = None,
     dry_run: bool = False,
-) -> Applied:
+) -> AppliedBounce:
     """Record one bounce or complaint for ``subscriber`` and update score and status, in one transaction."""
     when = when or utcnow()
     sid, status = subscriber["id"], subscriber["status"]
@@ -70,7 +70,7 @@ def apply_event(
             seen = db.execute("SELECT 1 FROM bounces WHERE subscriber_id = ? AND message_key = ?",
                               [sid, message_key]).fetchone()  # fmt: skip
             if seen:
-                return Applied(sid, subscriber["email"], kind, subscriber["bounce_score"], status, False, True)
+                return AppliedBounce(sid, subscriber["email"], kind, subscriber["bounce_score"], status, False, True)
         last = db.execute("SELECT MAX(received) FROM bounces WHERE subscriber_id = ? AND kind != 'complaint'",
                           [sid]).fetchone()[0]  # fmt: skip
         counted_today = db.execute(
@@ -100,7 +100,7 @@ def apply_event(
             if new_status != status:
                 db.execute("UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? WHERE id = ?",
                            [new_status, reason, to_text(utcnow()), sid])  # fmt: skip
-    return Applied(sid, subscriber["email"], kind, score, new_status, new_status != status)
+    return AppliedBounce(sid, subscriber["email"], kind, score, new_status, new_status != status)
 
 
 def list_bounces(db: Database, email: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

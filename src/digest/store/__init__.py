@@ -1,0 +1,124 @@
+"""SQLite state via sqlite-utils: the only place that speaks SQL.
+
+One module per concern, each re-exported here so callers write
+``store.open_db(path)``, ``store.record_entries(...)``:
+
+- connection.py  opening (migrated), dry-run snapshots, write transactions
+- schema.py      the tables and their numbered migrations
+- feeds.py       feeds, found again after a move
+- entries.py     what a fetch found, and reading entries back
+- digests.py     digests, created with their entries in one transaction
+- deliveries.py  the per (digest, subscriber) send log and retry schedule
+- subscribers.py the subscriber list, and a CSV import's one transaction
+- bounces.py     bounces, complaints and the bounce score
+- state.py       small facts (the daemon's last run, its heartbeat)
+- times.py       how moments are written (ISO 8601, UTC)
+"""
+
+from digest.store.bounces import (
+    AppliedBounce,
+    BouncePolicy,
+    apply_event,
+    digest_exists,
+    digest_rates,
+    list_bounces,
+    reactivate,
+    subscriber_by_email,
+    subscriber_by_id,
+)
+from digest.store.connection import open_db, open_snapshot, opened, sqlite_hint, write_transaction
+from digest.store.deliveries import (
+    RETRY_SPACING,
+    count_undelivered,
+    delivery_counts,
+    failed_deliveries,
+    next_retry,
+    record_delivery,
+    undelivered_subscribers,
+)
+from digest.store.digests import (
+    create_digest,
+    digest_row,
+    last_digest_activity,
+    recent_digests,
+    set_digest_status,
+    unfinished_digests,
+)
+from digest.store.entries import Recorded, digest_entries, entries_by_id, pending_count, pending_entries, record_entries
+from digest.store.feeds import feed_row, feed_rows, feeds_overview, last_feed_check, move_feed, remove_feed, update_feed
+from digest.store.state import get_state, set_state
+from digest.store.subscribers import (
+    AddResult,
+    RemoveResult,
+    add_subscriber,
+    column_widths,
+    get_by_email,
+    get_by_token,
+    import_subscribers,
+    iter_subscribers,
+    remove_subscriber,
+    set_subscriber_status,
+    status_counts,
+    unsubscribe_token,
+)
+from digest.store.times import from_text, to_text, utcnow
+
+__all__ = [
+    "RETRY_SPACING",
+    "AddResult",
+    "AppliedBounce",
+    "BouncePolicy",
+    "Recorded",
+    "RemoveResult",
+    "add_subscriber",
+    "apply_event",
+    "column_widths",
+    "count_undelivered",
+    "create_digest",
+    "delivery_counts",
+    "digest_entries",
+    "digest_exists",
+    "digest_rates",
+    "digest_row",
+    "entries_by_id",
+    "failed_deliveries",
+    "feed_row",
+    "feed_rows",
+    "feeds_overview",
+    "from_text",
+    "get_by_email",
+    "get_by_token",
+    "get_state",
+    "import_subscribers",
+    "iter_subscribers",
+    "last_digest_activity",
+    "last_feed_check",
+    "list_bounces",
+    "move_feed",
+    "next_retry",
+    "open_db",
+    "open_snapshot",
+    "opened",
+    "pending_count",
+    "pending_entries",
+    "reactivate",
+    "recent_digests",
+    "record_delivery",
+    "record_entries",
+    "remove_feed",
+    "remove_subscriber",
+    "set_digest_status",
+    "set_state",
+    "set_subscriber_status",
+    "sqlite_hint",
+    "status_counts",
+    "subscriber_by_email",
+    "subscriber_by_id",
+    "to_text",
+    "undelivered_subscribers",
+    "unfinished_digests",
+    "unsubscribe_token",
+    "update_feed",
+    "utcnow",
+    "write_transaction",
+]

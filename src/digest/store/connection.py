@@ -1,0 +1,116 @@
+"""Opening the database: a migrated connection, a snapshot for dry runs, write transactions.
+
+Connections run in autocommit mode; every multi-step change happens inside
+``db.atomic()`` or :func:`write_transaction`, so a crash leaves either all of
+a change or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from digest.errors import StoreError
+from digest.store.schema import migrate
+
+
+def _configure(conn: sqlite3.Connection, *pragmas: str) -> Database:
+    """The migrated Database over ``conn``; ``conn`` is closed if that fails."""
+    try:
+        for pragma in (*pragmas, "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 10000"):
+            conn.execute(pragma)
+        db = Database(conn, execute_plugins=False)
+        migrate(db)
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def open_db(path: Path) -> Database:
+    """Open (creating when absent) and migrate the database at ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # NORMAL is durable across process crashes in WAL mode; only a power
+        # cut can lose the last commits, which the send log tolerates.
+        return _configure(conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
+    except OSError as exc:
+        raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def sqlite_hint(exc: sqlite3.Error, path: Path | None = None) -> str:
+    """What to do about a SQLite error, by its cause (a damaged file is not fixed by running again)."""
+    text = str(exc).lower()
+    where = f" {path}" if path else ""
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"the database file{where} is damaged; running again will not fix it: restore a backup, "
+                "or move the file aside to start afresh (subscribers are lost unless exported)")  # fmt: skip
+    if "full" in text:
+        return "the disk is full: free some space, then run it again (what was recorded is kept)"
+    if "locked" in text or "busy" in text:
+        return "another process is writing to the database; run it again when it has finished"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"check that the database{where} and its folder are writable by this user"
+    return "what was already recorded is kept; run it again"
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """A transaction that takes the write lock first (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes while another process
+    writes gets "database is locked" at once, without busy_timeout's wait;
+    taking the lock first waits like every other command.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def opened(path: Path, *, snapshot: bool = False) -> Iterator[Database]:
+    """The database at ``path`` (or an in-memory snapshot of it) for one command, closed after."""
+    db = open_snapshot(path) if snapshot else open_db(path)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def open_snapshot(path: Path) -> Database:
+    """An in-memory copy of the database at ``path`` (empty when it does not exist).
+
+    Dry runs work on this copy so the real file stays byte-for-byte unchanged.
+    """
+    memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    if path.exists():
+        try:
+            source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                source.backup(memory)
+            finally:
+                source.close()
+        except sqlite3.DatabaseError as exc:
+            memory.close()
+            raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
+    return _configure(memory)
+
+
+def one_row(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    return next(iter(db.query(sql, params)), None)

@@ -1,0 +1,84 @@
+"""The digests table: a digest is created with its entries in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from digest.errors import StoreError
+from digest.store.connection import one_row
+from digest.store.times import from_text, to_text, utcnow
+
+
+def create_digest(
+    db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int], placeholder_nonce: str = ""
+) -> int:
+    """Insert a pending digest and assign its entries, in one transaction.
+
+    Raises StoreError if any entry was assigned elsewhere meanwhile, so an
+    entry can never end up in two digests.
+    """
+    ids = list(entry_ids)
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO digests (created, subject, status, html, text, entry_count, placeholder_nonce)"
+            " VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+            [to_text(utcnow()), subject, html, text, len(ids), placeholder_nonce or None],
+        )
+        digest_id = int(cursor.lastrowid or 0)
+        for entry_id in ids:
+            changed = db.execute(
+                "UPDATE entries SET digest_id = ?, status = 'digested' WHERE id = ? AND digest_id IS NULL",
+                [digest_id, entry_id],
+            ).rowcount
+            if changed != 1:
+                raise StoreError(f"entry {entry_id} was assigned to another digest meanwhile")
+    return digest_id
+
+
+def digest_row(db: Database, digest_id: int | None = None) -> dict[str, Any] | None:
+    """Digest ``digest_id``, or the latest one that has started going out; None when there is none."""
+    if digest_id is not None:
+        return one_row(db, "SELECT * FROM digests WHERE id = ?", [digest_id])
+    return one_row(db, "SELECT * FROM digests WHERE status IN ('sending', 'sent') ORDER BY id DESC LIMIT 1", [])
+
+
+def unfinished_digests(db: Database) -> list[dict[str, Any]]:
+    """Digests created but not completely sent, oldest first."""
+    return list(db.query("SELECT * FROM digests WHERE status IN ('pending', 'sending') ORDER BY id"))
+
+
+def set_digest_status(db: Database, digest_id: int, status: str) -> None:
+    now = to_text(utcnow())
+    if status == "sending":
+        db.execute(
+            "UPDATE digests SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ?",
+            [status, now, digest_id],
+        )
+    elif status in ("sent", "failed"):
+        db.execute("UPDATE digests SET status = ?, finished_at = ? WHERE id = ?", [status, now, digest_id])
+    else:
+        db.execute("UPDATE digests SET status = ? WHERE id = ?", [status, digest_id])
+
+
+def last_digest_activity(db: Database) -> list[datetime]:
+    """When the latest digest was created and when the latest one finished (those known)."""
+    row = db.execute("SELECT MAX(created), MAX(finished_at) FROM digests").fetchone()
+    return [moment for moment in map(from_text, row) if moment is not None]
+
+
+def recent_digests(db: Database, limit: int) -> list[dict[str, Any]]:
+    """The latest digests, newest first, with their delivery counts by status."""
+    return list(
+        db.query(
+            """SELECT d.id, d.created, d.subject, d.status, d.entry_count, d.started_at, d.finished_at,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent') AS sent,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed,
+                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'deferred') AS deferred
+               FROM digests d ORDER BY d.id DESC LIMIT ?""",
+            [limit],
+        )
+    )

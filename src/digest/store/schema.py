@@ -1,0 +1,179 @@
+"""The schema: numbered migrations, recorded in ``PRAGMA user_version``.
+
+Each migration runs in its own transaction with the version bump, so a crash
+leaves the database at one version or the next, never between.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+from digest.errors import StoreError
+
+log = logging.getLogger("digest.store")  # one name for the whole store, as in its log lines before the split
+
+
+def _migration_1(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            title TEXT,
+            site_url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            last_checked TEXT,
+            last_status TEXT,
+            last_error TEXT,
+            status TEXT NOT NULL DEFAULT 'active',      -- active | gone | removed (digest feeds remove)
+            first_checked TEXT                           -- first successful parse
+        );
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            created TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',      -- pending | sending | sent | failed
+            html TEXT NOT NULL,
+            text TEXT NOT NULL,
+            entry_count INTEGER NOT NULL,
+            started_at TEXT,
+            finished_at TEXT
+        );
+        CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            feed_id INTEGER NOT NULL REFERENCES feeds(id),
+            key TEXT NOT NULL,
+            guid TEXT,
+            link TEXT,
+            title TEXT NOT NULL,
+            author TEXT,
+            published TEXT,
+            updated TEXT,
+            summary_html TEXT NOT NULL DEFAULT '',
+            content_html TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '[]',
+            enclosures TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',      -- pending | skipped | digested
+            digest_id INTEGER REFERENCES digests(id),
+            UNIQUE (feed_id, key)
+        );
+        CREATE INDEX entries_pending ON entries(status, digest_id);
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT,
+            status TEXT NOT NULL DEFAULT 'active',       -- active | unsubscribed | bounced
+            token TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            source TEXT
+        );
+        CREATE INDEX subscribers_status ON subscribers(status, id);
+        CREATE TABLE deliveries (
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            status TEXT NOT NULL,                        -- sent | failed
+            attempts INTEGER NOT NULL DEFAULT 1,
+            last_error TEXT,
+            message_id TEXT,
+            sent_at TEXT,
+            PRIMARY KEY (digest_id, subscriber_id)
+        );
+        """
+    )
+
+
+def _migration_2(db: Database) -> None:
+    # Small facts outside the main tables, e.g. when the daemon last ran a
+    # scheduled send (even one with nothing new, which creates no digest row).
+    db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def _migration_3(db: Database) -> None:
+    # A feed that moved for good (301/308) keeps its row, named by the URL in
+    # DIGEST_FEED_URL, and is fetched from here until the configuration names
+    # the new URL (feed_row then adopts the row).
+    db.execute("ALTER TABLE feeds ADD COLUMN fetch_url TEXT")
+    # The normalised link of an entry that was alone on its link: it finds the
+    # entry again when the feed changes its guids (a new blog generator).
+    db.execute("ALTER TABLE entries ADD COLUMN link_key TEXT")
+    db.execute("CREATE INDEX entries_link_key ON entries(feed_id, link_key)")
+
+
+def _migration_digest_placeholders(db: Database) -> None:
+    # The random nonce of a digest's personal placeholders (placeholders.py):
+    # a resumed send fills in the same strings. NULL: a digest from before, with the fixed ones.
+    db.execute("ALTER TABLE digests ADD COLUMN placeholder_nonce TEXT")
+
+
+def _migration_cross_feed_identity(db: Database) -> None:
+    # An entry is known by its guid or normalised link across every feed of
+    # the database (a feed read by another address is the same feed), and a
+    # feed the owner removed keeps its history under status 'removed'.
+    db.execute("CREATE INDEX entries_guid ON entries(guid)")
+    db.execute("CREATE INDEX entries_link_key_any ON entries(link_key)")
+    db.execute("CREATE INDEX entries_title ON entries(title)")
+
+
+def _migration_retry_schedule(db: Database) -> None:
+    # A deferred delivery waits for its next_attempt (spaced so greylisting
+    # passes) and fails for good once it has been deferred for DIGEST_RETRY_FOR.
+    db.execute("ALTER TABLE deliveries ADD COLUMN next_attempt TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN first_deferred TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX deliveries_retry ON deliveries(status, next_attempt)")
+
+
+def _migration_bounces(db: Database) -> None:
+    # Every bounce and complaint, kept so the owner can see and undo decisions
+    # (store/bounces.py). ``message_key`` makes processing the same mail twice a no-op.
+    db.executescript(
+        """
+        CREATE TABLE bounces (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            digest_id INTEGER REFERENCES digests(id),
+            kind TEXT NOT NULL,                          -- hard | soft | complaint
+            status_code TEXT,
+            diagnostic TEXT NOT NULL DEFAULT '',
+            received TEXT NOT NULL,
+            source TEXT NOT NULL,                        -- smtp | maildir | mbox | imap | stdin
+            message_key TEXT,
+            counted INTEGER NOT NULL DEFAULT 0,          -- added to the score (once a day at most)
+            UNIQUE (subscriber_id, message_key)
+        );
+        CREATE INDEX bounces_subscriber ON bounces(subscriber_id, received);
+        ALTER TABLE subscribers ADD COLUMN bounce_score REAL NOT NULL DEFAULT 0;
+        ALTER TABLE subscribers ADD COLUMN unsubscribe_reason TEXT;
+        """
+    )
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_digest_placeholders,
+    _migration_cross_feed_identity,
+    _migration_retry_schedule,
+    _migration_bounces,
+)
+
+
+def migrate(db: Database) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema version {version} is newer than this digest understands ({len(MIGRATIONS)})",
+            hint="upgrade digest",
+        )
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db.atomic():
+            migration(db)
+            db.execute(f"PRAGMA user_version = {number}")
+        log.debug("database migrated to schema version %d", number)

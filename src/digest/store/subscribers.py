@@ -1,0 +1,202 @@
+"""The subscribers table: add, remove, look up, list, and import in one transaction.
+
+Addresses arrive raw and are normalised here with the rules of subscribers.py,
+so ``Alice@Example.COM`` and ``alice@example.com`` are one subscriber.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from digest.errors import InputError, StoreError
+from digest.models import EXPORT_FIELDS, STATUSES, NewSubscriber, StatusChange, Subscriber
+from digest.store.connection import write_transaction
+from digest.store.times import to_text, utcnow
+from digest.subscribers import clean_name, new_token, normalise_email
+
+
+@dataclass(frozen=True)
+class AddResult:
+    subscriber: Subscriber
+    outcome: str  # added | already-active | resubscribed
+
+
+def get_by_email(db: Database, email: str) -> Subscriber | None:
+    rows = list(db.query("SELECT id, email, name, status, token FROM subscribers WHERE email = ?", [email]))
+    return Subscriber(**rows[0]) if rows else None
+
+
+def get_by_token(db: Database, token: str) -> Subscriber | None:
+    rows = list(db.query("SELECT id, email, name, status, token FROM subscribers WHERE token = ?", [token]))
+    return Subscriber(**rows[0]) if rows else None
+
+
+def add_subscriber(
+    db: Database,
+    address: str,
+    name: str | None = None,
+    *,
+    resubscribe: bool = False,
+    source: str = "cli",
+    allow_test_domains: bool = False,
+) -> AddResult:
+    email = normalise_email(address, allow_test_domains=allow_test_domains)
+    name = clean_name(name)
+    now = to_text(utcnow())
+    with write_transaction(db):  # waits for a busy database like every other command
+        existing = get_by_email(db, email)
+        if existing is None:
+            db.execute(
+                "INSERT INTO subscribers (email, name, status, token, created, updated, source) "
+                "VALUES (?, ?, 'active', ?, ?, ?, ?)",
+                [email, name, new_token(), now, now, source],
+            )
+            added = get_by_email(db, email)
+            assert added is not None
+            return AddResult(added, "added")
+        if existing.status == "active":
+            return AddResult(existing, "already-active")
+        if not resubscribe:
+            raise InputError(
+                f"{email} is {existing.status}",
+                hint="they chose to leave or bounced; pass --resubscribe only with their renewed consent",
+            )
+        db.execute(
+            "UPDATE subscribers SET status = 'active', name = COALESCE(?, name), updated = ? WHERE id = ?",
+            [name, now, existing.id],
+        )
+        again = get_by_email(db, email)
+        assert again is not None
+        return AddResult(again, "resubscribed")
+
+
+def set_subscriber_status(db: Database, subscriber_id: int, status: str) -> None:
+    db.execute(
+        "UPDATE subscribers SET status = ?, updated = ? WHERE id = ?", [status, to_text(utcnow()), subscriber_id]
+    )
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    subscriber: Subscriber
+    outcome: str  # unsubscribed | already-unsubscribed | purged
+    deliveries_deleted: int = 0
+
+
+def remove_subscriber(db: Database, address: str, *, purge: bool = False) -> RemoveResult:
+    """Mark unsubscribed (kept for the record), or with ``purge`` delete the row and its send log."""
+    email = normalise_email(address)
+    existing = get_by_email(db, email)
+    if existing is None:
+        raise InputError(f"no subscriber {email}")
+    if purge:
+        with db.atomic():
+            deleted = db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", [existing.id]).rowcount
+            db.execute("DELETE FROM subscribers WHERE id = ?", [existing.id])
+        return RemoveResult(existing, "purged", deleted)
+    if existing.status == "unsubscribed":
+        return RemoveResult(existing, "already-unsubscribed")
+    set_subscriber_status(db, existing.id, "unsubscribed")
+    return RemoveResult(existing, "unsubscribed")
+
+
+def unsubscribe_token(db: Database, token: str) -> Subscriber | None:
+    """One-click unsubscribe: the subscriber for ``token`` marked unsubscribed, or None.
+
+    A bounced address is marked unsubscribed too: the person asked to leave,
+    which is the stronger record. One UPDATE, so the write lock is held for
+    microseconds even while a send is running.
+    """
+    subscriber = get_by_token(db, token)
+    if subscriber is None:
+        return None
+    if subscriber.status != "unsubscribed":
+        set_subscriber_status(db, subscriber.id, "unsubscribed")
+    return subscriber
+
+
+def iter_subscribers(db: Database, status: str = "all") -> Iterator[dict[str, Any]]:
+    """Rows for listing and export, streamed in id order."""
+    where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
+    yield from db.query(
+        f"SELECT id, {', '.join(EXPORT_FIELDS)} FROM subscribers {where} ORDER BY id",  # noqa: S608
+        params,
+    )
+
+
+def column_widths(db: Database, status: str = "all") -> dict[str, int]:
+    """Longest email and name among the rows ``iter_subscribers`` yields, for aligned tables."""
+    where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
+    row = db.execute(
+        f"SELECT MAX(LENGTH(email)), MAX(LENGTH(name)) FROM subscribers {where}",  # noqa: S608
+        params,
+    ).fetchone()
+    return {"email": int(row[0] or 0), "name": int(row[1] or 0)}
+
+
+def status_counts(db: Database) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in db.query("SELECT status, COUNT(*) AS n FROM subscribers GROUP BY status"):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+# What an import writes, decided from the statuses already stored (email -> status).
+ImportPlan = Callable[[dict[str, str]], tuple[list[NewSubscriber], list[StatusChange]]]
+_LOOKUP_BATCH = 500  # well under SQLite's bound-parameter limit
+
+
+def _existing_statuses(db: Database, emails: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(emails), _LOOKUP_BATCH):
+        chunk = emails[start : start + _LOOKUP_BATCH]
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT email, status FROM subscribers WHERE email IN ({marks})"  # noqa: S608 - only placeholders
+        found.update((email, status) for email, status in db.execute(sql, chunk).fetchall())
+    return found
+
+
+def import_subscribers(db: Database, emails: list[str], plan: ImportPlan, *, path: Path, dry_run: bool = False) -> None:
+    """Write an import of ``path`` in ONE transaction; with ``dry_run`` only plan it.
+
+    ``plan`` is given the stored status of each of ``emails`` that is known
+    and says what to insert and which active subscribers to mark as gone.
+    The transaction takes the write lock first (BEGIN IMMEDIATE), so the plan
+    cannot go stale between reading and writing; on a database error nothing
+    is imported (StoreError).
+    """
+
+    def plan_and_write() -> None:
+        inserts, changes = plan(_existing_statuses(db, emails))
+        if dry_run:
+            return
+        if inserts:
+            db.conn.executemany(
+                "INSERT INTO subscribers (email, name, status, token, created, updated, source, unsubscribe_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (s.email, s.name, s.status, new_token(), s.created, s.updated, s.source, s.unsubscribe_reason)
+                    for s in inserts
+                ],
+            )
+        if changes:
+            db.conn.executemany(
+                "UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? "
+                "WHERE email = ? AND status = 'active'",
+                [(c.status, c.reason, c.updated, c.email) for c in changes],
+            )
+
+    try:
+        if dry_run:
+            plan_and_write()
+        else:
+            with write_transaction(db):
+                plan_and_write()
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"import of {path} failed, nothing was imported: {exc}") from None
