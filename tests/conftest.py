@@ -389,6 +389,9 @@ def stored_entries_from(feed_path: Path) -> list[Any]:
             content_html=entry.content_html,
             tags=entry.tags,
             enclosures=entry.enclosures,
+            language=entry.language,
+            feed_subtitle=parsed.subtitle,
+            feed_language=parsed.language,
         )
         for number, entry in enumerate(parsed.entries, start=1)
     ]

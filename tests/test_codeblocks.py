@@ -195,7 +195,7 @@ def test_inline_code_is_styled_distinctly_from_blocks() -> None:
 
     style = code.get("style") or ""
     assert "monospace" in style and "background-color" in style and "color:" in style
-    assert code.get("class") == "inline-code"
+    assert code.get("class") == "dg-inline-code"
 
 
 @pytest.mark.parametrize("style_name", sorted(get_all_styles()))

@@ -84,13 +84,13 @@ def test_the_digest_is_clean_absolute_and_under_budget(jekyll_env: dict[str, str
 def test_the_repeated_leading_heading_is_gone(jekyll_env: dict[str, str], tmp_path: Path, mode: str) -> None:
     doc = preview({**jekyll_env, "DIGEST_MODE": mode, "DIGEST_FIRST_RUN": "all"}, tmp_path / mode)
 
-    bodies = doc.find_class("entry-body")
+    bodies = doc.find_class("dg-entry-body")
     assert len(bodies) >= 5
     for body in bodies:
         first = next((child for child in body if isinstance(child.tag, str)), None)
         assert first is not None and first.tag not in ("h1", "h2"), lxml_html.tostring(first)[:200]
-    assert len(list(doc.iter("h1"))) == 1 and doc.find_class("masthead-title"), "one h1: the masthead"
-    assert list(doc.iter("h2")) == list(doc.find_class("entry-title")), "no h2 but the post titles"
+    assert len(list(doc.iter("h1"))) == 1 and doc.find_class("dg-masthead-title"), "one h1: the masthead"
+    assert list(doc.iter("h2")) == list(doc.find_class("dg-entry-title")), "no h2 but the post titles"
     assert all(h.tag in ("h3", "h4", "h5", "h6") for b in bodies for h in b.iter("h1", "h2", "h3", "h4", "h5", "h6"))
 
 
@@ -104,9 +104,9 @@ def test_full_mode_shortens_the_oldest_posts_and_says_so(jekyll_env: dict[str, s
     assert "posts were shortened to fit one email" in result.output
     assert "under Gmail" in result.output
     doc = lxml_html.fromstring((tmp_path / "digest.html").read_bytes())
-    cells = doc.find_class("entry-cell")
+    cells = doc.find_class("dg-entry-cell")
     assert len(cells) == 10
-    links = [cell.find_class("read-on")[0].text_content() for cell in cells]
+    links = [cell.find_class("dg-read-on")[0].text_content() for cell in cells]
     assert links[0].startswith("Read “") and "on the site" in links[0], "the newest post is whole"
     assert len(set(links)) == len(links), "each button names its post"
     assert links[-1].startswith("Continue reading"), "the oldest is shortened"

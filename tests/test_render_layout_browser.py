@@ -69,8 +69,8 @@ def pages(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, Path, list[str
 
 
 CARDS = """
-return Array.from(document.querySelectorAll('table.entry, .dg-post')).map(function (card) {
-  var title = card.querySelector('.entry-title, .dg-post-title, h1, h2');
+return Array.from(document.querySelectorAll('table.dg-entry')).map(function (card) {
+  var title = card.querySelector('.dg-entry-title');
   var c = card.getBoundingClientRect(), t = title ? title.getBoundingClientRect() : null;
   return {title: title ? title.textContent.trim() : '',
           inside: !!t && t.left >= c.left - 1 && t.right <= c.right + 1

@@ -38,3 +38,32 @@ def test_the_signature_separator_is_dash_dash_space(env: dict[str, str]) -> None
 
     digest = render.render_digest(stored_entries_from(FIXTURES / "render" / "rtl-mixed.atom"), settings_from(env))
     assert "\n-- \n" in digest.text
+
+
+def test_code_comes_back_whole_without_wrap_markers() -> None:
+    from digest import codeblocks
+
+    long_line = '    result = call(attempt, timeout_seconds=30, on_failure="log-and-continue")  # try again later'
+    root = htmlclean.parse_fragment(f'<pre><code class="language-python">{long_line}\nshort = 1\n</code></pre>')
+    codeblocks.style_code_blocks(root, "default")
+    assert codeblocks.CONTINUATION in root.text_content()  # the HTML wraps it, marked
+    lines = textify.html_to_text(root).splitlines()
+    assert not any(codeblocks.CONTINUATION.strip() in line for line in lines)
+    assert max(len(line) for line in lines) <= textify.WIDTH
+    # Cut for the text part's own width, not inside the string, the rest indented.
+    assert lines[0] == "        result = call(attempt, timeout_seconds=30,"
+    assert lines[1] == '            on_failure="log-and-continue")  # try again later'
+    assert lines[2] == "    short = 1"
+
+
+def test_every_line_of_every_fixture_text_part_is_wrapped(env: dict[str, str]) -> None:
+    from conftest import FIXTURES, settings_from, stored_entries_from
+
+    for feed in sorted((FIXTURES / "render").iterdir()):
+        for mode in ("full", "excerpt"):
+            settings = settings_from({**env, "DIGEST_MODE": mode})
+            text = render.render_digest(stored_entries_from(feed), settings).text
+            assert "\u21aa" not in text, feed.name
+            for line in text.splitlines():
+                # Only a single unbreakable word (a URL) may pass the width.
+                assert len(line) <= textify.WIDTH or len(line.split()) <= 2, (feed.name, line)

@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import colorsys
 import html
-import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -49,16 +47,18 @@ from pygments.styles import get_style_by_name
 from pygments.token import STANDARD_TYPES, Token, _TokenType
 from pygments.util import ClassNotFound
 
+from digest import codewrap
+from digest.codewrap import CONTINUATION, MARKER, TAB_WIDTH, WRAP_CLASS, Run
+
+__all__ = ["CONTINUATION", "TAB_WIDTH", "style_code_blocks"]
+
 MONOSPACE = "SFMono-Regular, Menlo, Consolas, 'Liberation Mono', 'Courier New', monospace"
-TAB_WIDTH = 4
 # 600 px layout - 2 x 24 px card padding - 2 x 14 px cell padding - border =
 # 522 px; a 13 px monospace glyph is ~7.8 px wide (Menlo, Courier New).
 WRAP_COLUMNS = 66
-CONTINUATION = "\u21aa "  # ↪
-_MARKER = "continuation"  # pseudo token class of the ↪ run
 MIN_CONTRAST = 4.5  # WCAG AA for normal text
 # Inline `code` in prose: a light chip, whatever the block style (the dark-mode
-# rule for .inline-code recolours it where @media works).
+# rule for .dg-inline-code recolours it where @media works).
 INLINE_CODE_STYLE = (
     f"font-family:{MONOSPACE};font-size:90%;background-color:#eff1f3;color:#1f2328;"
     "padding:1px 4px;border:1px solid #e1e4e8;border-radius:3px"
@@ -103,8 +103,6 @@ _SYNTECT = (
 # Chroma's default and common dark styles, first match wins for a colour.
 _DARK_STYLES = ("monokai", "dracula", "native", "github-dark", "one-dark", "nord", "solarized-dark", "material",
                 "fruity", "vim", "zenburn", "gruvbox-dark", "paraiso-dark", "rrt", "inkpot", "coffee")  # fmt: skip
-
-Run = tuple[str, str]  # (short token class, "" for plain text; text)
 
 
 @dataclass(frozen=True)
@@ -356,104 +354,6 @@ def _lexed_runs(code: str, lexer: Lexer) -> list[Run]:
     return [(_short_class(token_type), value) for token_type, value in lexer.get_tokens(code)]
 
 
-# --- tabs, trailing blanks, wrapping ------------------------------------------------------------
-
-
-def _lines(runs: list[Run]) -> Iterator[list[Run]]:
-    line: list[Run] = []
-    for token, text in runs:
-        parts = text.split("\n")
-        for index, part in enumerate(parts):
-            if index:
-                yield line
-                line = []
-            if part:
-                line.append((token, part))
-    yield line
-
-
-def _expand_tabs(line: list[Run]) -> list[Run]:
-    column = 0
-    result: list[Run] = []
-    for token, text in line:
-        if "\t" in text:
-            out = []
-            for char in text:
-                if char == "\t":
-                    spaces = TAB_WIDTH - (column % TAB_WIDTH)
-                    out.append(" " * spaces)
-                    column += spaces
-                else:
-                    out.append(char)
-                    column += 1
-            text = "".join(out)
-        else:
-            column += len(text)
-        result.append((token, text))
-    return result
-
-
-def _rstrip(line: list[Run]) -> list[Run]:
-    while line and not line[-1][1].rstrip():
-        line = line[:-1]
-    if line:
-        token, text = line[-1]
-        line = [*line[:-1], (token, text.rstrip())]
-    return line
-
-
-_BREAK_AFTER = set(" ,;([{=+-*/|&:.>")
-
-
-def _wrap(line: list[Run], width: int) -> list[list[Run]]:
-    """Break one line into pieces of at most ``width`` columns (see module docstring)."""
-    text = "".join(t for _, t in line)
-    if len(text) <= width:
-        return [line]
-    indent = len(text) - len(text.lstrip(" "))
-    if indent > width // 2:
-        indent = 0
-    prefix_width = indent + len(CONTINUATION)
-    cuts: list[int] = []
-    start, limit = 0, width
-    while len(text) - start > limit:
-        window = text[start : start + limit]
-        # Prefer breaking after a space, then after punctuation, in the last half of the window.
-        spaces = [i + 1 for i, c in enumerate(window) if c == " " and i + 1 > limit // 2]
-        marks = [i + 1 for i, c in enumerate(window) if c in _BREAK_AFTER and i + 1 > limit // 2]
-        best = max(spaces or marks or [limit])
-        cuts.append(start + best)
-        start += best
-        limit = width - prefix_width
-    pieces: list[list[Run]] = []
-    bounds = [0, *cuts, len(text)]
-    for number, (begin, end) in enumerate(itertools.pairwise(bounds)):
-        piece = _slice(line, begin, end)
-        if number:
-            piece = [("", " " * indent), (_MARKER, CONTINUATION), *_lstrip(piece)]
-        pieces.append(piece)
-    return pieces
-
-
-def _lstrip(piece: list[Run]) -> list[Run]:
-    while piece and not piece[0][1].strip():
-        piece = piece[1:]
-    if piece:
-        piece = [(piece[0][0], piece[0][1].lstrip()), *piece[1:]]
-    return piece
-
-
-def _slice(line: list[Run], begin: int, end: int) -> list[Run]:
-    result: list[Run] = []
-    position = 0
-    for token, text in line:
-        low, high = max(begin, position), min(end, position + len(text))
-        if low < high:
-            result.append((token, text[low - position : high - position]))
-        position += len(text)
-    return result
-
-
 def _serialise(lines: list[list[Run]], colours: CodePalette) -> str:
     out: list[str] = []
     for index, line in enumerate(lines):
@@ -461,33 +361,36 @@ def _serialise(lines: list[list[Run]], colours: CodePalette) -> str:
             out.append("\n")
         merged: list[list[str]] = []
         for token, text in line:
-            if token == _MARKER:
-                css: str | None = f"color:{colours.muted}"
-            elif token.startswith("#"):
-                css = f"color:{token}"
+            if token == MARKER:  # its own span, never merged: textify looks for it
+                merged.append([MARKER, text])
+                continue
+            if token.startswith("#"):
+                css: str | None = f"color:{token}"
             else:
                 css = colours.css(token) if token else None
                 if css is not None and css == f"color:{colours.foreground}":
                     css = None  # the <pre> already carries the text colour
             # Blanks take the previous colour: fewer spans.
-            if merged and (merged[-1][0] == (css or "") or not text.strip()):
+            if merged and merged[-1][0] != MARKER and (merged[-1][0] == (css or "") or not text.strip()):
                 merged[-1][1] += text
             else:
                 merged.append([css or "", text])
         for css_text, text in merged:
             escaped = html.escape(text, quote=False)
+            if css_text == MARKER:
+                out.append(f'<span class="{WRAP_CLASS}" style="color:{colours.muted}">{escaped}</span>')
+                continue
             out.append(f'<span style="{css_text}">{escaped}</span>' if css_text else escaped)
     return "".join(out)
 
 
 def _code_html(runs: list[Run], colours: CodePalette) -> str:
-    lines = [_rstrip(_expand_tabs(line)) for line in _lines(runs)]
+    lines = [codewrap.rstrip(codewrap.expand_tabs(line)) for line in codewrap.lines(runs)]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
         lines.pop()
-    wrapped = [piece for line in lines for piece in _wrap(line, WRAP_COLUMNS)]
-    return _serialise(wrapped, colours)
+    return _serialise([codewrap.wrap(line, WRAP_COLUMNS) for line in lines], colours)
 
 
 # --- the block ---------------------------------------------------------------------------------
@@ -514,7 +417,7 @@ def style_code_blocks(root: HtmlElement, style_name: str) -> None:
         parent = code.getparent()
         if parent is not None and parent.tag != "pre":
             code.set("style", INLINE_CODE_STYLE)
-            code.set("class", "inline-code")  # for the dark-mode rule
+            code.set("class", "dg-inline-code")  # for the dark-mode rule
 
 
 _DIGITS = re.compile(r"^[\d\s]+$")
@@ -609,11 +512,11 @@ def _replace_with_block(pre: HtmlElement, inner: str, colours: CodePalette) -> N
             break
         target, parent = parent, parent.getparent()
     block = lxml_html.fragment_fromstring(
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" class="code-block" '
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" class="dg-code-block" '
         'style="border-collapse:separate;margin:0 0 16px 0;width:100%">'
-        f'<tr><td class="code-cell" bgcolor="{colours.background}" '
+        f'<tr><td class="dg-code-cell" bgcolor="{colours.background}" '
         f'style="background-color:{colours.background};border:1px solid {colours.border};padding:12px 14px">'
-        f'<pre class="code" style="margin:0;font-family:{MONOSPACE};font-size:13px;line-height:1.5;'
+        f'<pre class="dg-code" style="margin:0;font-family:{MONOSPACE};font-size:13px;line-height:1.5;'
         f'color:{colours.foreground};white-space:pre-wrap;word-wrap:break-word;word-break:break-word">{inner}</pre>'
         "</td></tr></table>"
     )

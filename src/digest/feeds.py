@@ -21,6 +21,7 @@ import html
 import logging
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -33,6 +34,7 @@ from digest.errors import FeedError
 from digest.fetch import FetchResult
 from digest.models import Enclosure, Entry, ParsedFeed
 from digest.sanitize import sanitise_entry_html
+from digest.textdir import language_tag
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +60,37 @@ def parse_feed(result: FetchResult) -> ParsedFeed:
     # Raw HTML: sanitize.py is the one sanitiser (feedparser's drops iframes
     # before they can become links); URLs are resolved here, per entry.
     parsed = feedparser.parse(result.body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
-    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     raw_entries = [raw for raw in parsed.entries if _has_substance(raw)]
+    warning = _readable_or_raise(result, parsed, raw_entries)
+    meta = parsed.feed
+    site = _site_url(meta.get("link"), result.url if remote else "")
+    language = language_tag(meta.get("language"))
+    return ParsedFeed(
+        url=result.url,
+        title=_text_of(meta.get("title"), meta.get("title_detail")) or _host(site or result.url),
+        site_url=site,
+        entries=_normalise_entries(raw_entries, site or (result.url if remote else ""), language),
+        warning=warning,
+        subtitle=_text_of(meta.get("subtitle"), meta.get("subtitle_detail"), plain=True) or None,
+        language=language,
+    )
+
+
+def _readable_or_raise(result: FetchResult, parsed: Any, raw_entries: list[Any]) -> str | None:
+    """FeedError unless ``parsed`` is a feed with entries to read; else feedparser's warning, if any."""
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version") and not raw_entries:
         raise _not_a_feed(result, problem)
     if problem is not None and not raw_entries:
         # A feed cut short before its first item: treating it as "empty" would
         # make every entry of the next good fetch look new.
         raise FeedError(f"{result.url}: ill-formed feed with no readable entries: {problem}")
-    warning = None if problem is None or isinstance(problem, _BENIGN_BOZO) else str(problem)
-    meta = parsed.feed
-    site = _absolute(meta.get("link"), result.url if remote else "")
-    if site and urlsplit(site).scheme not in ("http", "https"):
-        site = None
-    return ParsedFeed(
-        url=result.url,
-        title=_text_of(meta.get("title"), meta.get("title_detail")) or _host(site or result.url),
-        site_url=site,
-        entries=_normalise_entries(raw_entries, site or (result.url if remote else "")),
-        warning=warning,
-    )
+    return None if problem is None or isinstance(problem, _BENIGN_BOZO) else str(problem)
+
+
+def _site_url(link: str | None, base: str) -> str | None:
+    site = _absolute(link, base)
+    return site if site and urlsplit(site).scheme in ("http", "https") else None
 
 
 def _has_substance(raw: Any) -> bool:
@@ -117,7 +130,7 @@ class _AlternateFinder(HTMLParser):
 # --- entries and their identity ---------------------------------------------------
 
 
-def _normalise_entries(raw_entries: list[Any], base_url: str) -> tuple[Entry, ...]:
+def _normalise_entries(raw_entries: list[Any], base_url: str, feed_language: str | None) -> tuple[Entry, ...]:
     raw_titles = [_text_of(raw.get("title"), raw.get("title_detail")) for raw in raw_entries]
     bases = [_base_key(raw, base_url) for raw in raw_entries]
     sharing = Counter(base for base in bases if base)
@@ -126,56 +139,79 @@ def _normalise_entries(raw_entries: list[Any], base_url: str) -> tuple[Entry, ..
     entries: list[Entry] = []
     seen: set[str] = set()
     for raw, raw_title, base, link_key in zip(raw_entries, raw_titles, bases, links, strict=True):
-        content, summary = _content_html(raw), _summary_html(raw)
-        entry_link = _absolute(raw.get("link"), base_url)
-        content_base = _xml_base(raw.get("content") or [{}], base_url) or entry_link or base_url
-        summary_base = _xml_base([raw.get("summary_detail") or {}], base_url) or entry_link or base_url
-        # Stored sanitised (embeds already link cards); render.py sanitises again.
-        content = sanitise_entry_html(absolutise(content, content_base, entry_link), link=entry_link)
-        summary = sanitise_entry_html(absolutise(summary, summary_base, entry_link), link=entry_link)
-        enclosures = _enclosures(raw, base_url)
-        alt_keys: tuple[str, ...] = ()
-        same_title_keys: tuple[str, ...] = ()
-        if base is None:
-            text = _plain(content or summary)
-            media = enclosures[0].url if enclosures else ""
-            key = "hash:" + _fingerprint(f"{raw_title}\n{text}\n{media}")
-        elif sharing[base] == 1:
-            # Alone with this guid/link now; it may have been stored while it
-            # shared it with an item that has since dropped off the feed.
-            key, alt_keys = base, (f"{base}#{_fingerprint(raw_title)}",)
-        else:
-            # Several items share one guid or link (a changelog page, a broken
-            # CMS): the title tells them apart. The one stored under the bare
-            # key before its neighbours appeared is recognised by its title.
-            key, same_title_keys = f"{base}#{_fingerprint(raw_title)}", (base,)
-        if key in seen:
-            log.debug("skipping a repeated item %s", key)  # the very same item listed twice
+        entry = _entry(raw, raw_title, base_url, (base, sharing[base]) if base else None)
+        if entry.key in seen:
+            log.debug("skipping a repeated item %s", entry.key)  # the very same item listed twice
             continue
-        seen.add(key)
-        # dict.get, not raw.get: FeedParserDict maps a missing updated_parsed
-        # to published_parsed with a DeprecationWarning.
-        published = _when(dict.get(raw, "published_parsed"))
-        updated = _when(dict.get(raw, "updated_parsed"))
+        seen.add(entry.key)
+        language = _entry_language(raw)
         entries.append(
-            Entry(
-                key=key,
-                alt_keys=alt_keys,
-                same_title_keys=same_title_keys,
+            replace(
+                entry,
                 link_key=link_key if link_key and link_sharing[link_key] == 1 else None,
-                title=raw_title or _fallback_title(content or summary),
-                link=entry_link,
-                guid=(raw.get("id") or "").strip() or None,
-                author=_author(raw),
-                published=published or updated,
-                updated=updated,
-                summary_html=summary,
-                content_html=content,
-                tags=tuple(dict.fromkeys(t for t in (_plain(tag.get("term")) for tag in raw.get("tags", [])) if t)),
-                enclosures=enclosures,
+                language=language if language != feed_language else None,
             )
         )
     return tuple(entries)
+
+
+def _entry(raw: Any, raw_title: str, base_url: str, shared: tuple[str, int] | None) -> Entry:
+    """One item normalised; ``shared`` is its base key and how many items of the feed have it."""
+    entry_link = _absolute(raw.get("link"), base_url)
+    content_base = _xml_base(raw.get("content") or [{}], base_url) or entry_link or base_url
+    summary_base = _xml_base([raw.get("summary_detail") or {}], base_url) or entry_link or base_url
+    # Stored sanitised (embeds already link cards); render.py sanitises again.
+    content = sanitise_entry_html(absolutise(_content_html(raw), content_base, entry_link), link=entry_link)
+    summary = sanitise_entry_html(absolutise(_summary_html(raw), summary_base, entry_link), link=entry_link)
+    enclosures = _enclosures(raw, base_url)
+    key, alt_keys, same_title_keys = _identity(raw_title, shared, content or summary, enclosures)
+    # dict.get, not raw.get: FeedParserDict maps a missing updated_parsed
+    # to published_parsed with a DeprecationWarning.
+    published = _when(dict.get(raw, "published_parsed"))
+    updated = _when(dict.get(raw, "updated_parsed"))
+    return Entry(
+        key=key,
+        alt_keys=alt_keys,
+        same_title_keys=same_title_keys,
+        title=raw_title or _fallback_title(content or summary),
+        link=entry_link,
+        guid=(raw.get("id") or "").strip() or None,
+        author=_author(raw),
+        published=published or updated,
+        updated=updated,
+        summary_html=summary,
+        content_html=content,
+        tags=tuple(dict.fromkeys(t for t in (_plain(tag.get("term")) for tag in raw.get("tags", [])) if t)),
+        enclosures=enclosures,
+    )
+
+
+def _identity(
+    raw_title: str, shared: tuple[str, int] | None, text_html: str, enclosures: tuple[Enclosure, ...]
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The entry's key, alt_keys and same_title_keys (see the module docstring)."""
+    if shared is None:
+        media = enclosures[0].url if enclosures else ""
+        return "hash:" + _fingerprint(f"{raw_title}\n{_plain(text_html)}\n{media}"), (), ()
+    base, count = shared
+    if count == 1:
+        # Alone with this guid/link now; it may have been stored while it
+        # shared it with an item that has since dropped off the feed.
+        return base, (f"{base}#{_fingerprint(raw_title)}",), ()
+    # Several items share one guid or link (a changelog page, a broken
+    # CMS): the title tells them apart. The one stored under the bare
+    # key before its neighbours appeared is recognised by its title.
+    return f"{base}#{_fingerprint(raw_title)}", (), (base,)
+
+
+def _entry_language(raw: Any) -> str | None:
+    """The item's language: dc:language, else the xml:lang in force on its content, summary or title."""
+    details = [*(raw.get("content") or []), raw.get("summary_detail") or {}, raw.get("title_detail") or {}]
+    for value in (raw.get("language"), *(detail.get("language") for detail in details)):
+        tag = language_tag(value)
+        if tag:
+            return tag
+    return None
 
 
 def _xml_base(details: list[Any], base_url: str) -> str | None:
@@ -275,10 +311,10 @@ def _text_to_html(text: str) -> str:
     return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
 
 
-def _text_of(value: Any, detail: Any) -> str:
-    """A title as one line of text: markup removed only when the title is markup."""
+def _text_of(value: Any, detail: Any, *, plain: bool = False) -> str:
+    """A title as one line of text: markup removed only when the title is markup (or ``plain`` is asked)."""
     kind = (detail or {}).get("type", "text/html")
-    return _plain(value) if kind in _HTML_TYPES else " ".join(str(value or "").split())
+    return _plain(value) if plain or kind in _HTML_TYPES else " ".join(str(value or "").split())
 
 
 def _plain(value: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 from lxml import html as lxml_html
@@ -212,7 +213,7 @@ def _content_container(root: HtmlElement) -> HtmlElement:
             and children[0].tag in ("div", "section", "article", "main")
             and not (container.text or "").strip()
             and not (children[0].tail or "").strip()
-            and "code-block" not in (children[0].get("class") or "")
+            and "dg-code-block" not in (children[0].get("class") or "")
             and not children[0].get("class", "").startswith(("language-", "highlight"))
         ):
             container = children[0]
@@ -233,18 +234,29 @@ def text_words(text: str) -> int:
     return len(_CJK.sub(" ", text).split()) + math.ceil(characters * CJK_WORDS_PER_CHARACTER)
 
 
-# Classes the digest itself puts inside a post (code blocks, embed cards): the
-# only ones a post keeps, so a feed's class="button" or class="entry" never
-# picks up the template's style or passes for one of its post cards.
-OWN_BODY_CLASSES = frozenset({"code-block", "code-cell", "code", "inline-code", "dg-embed"})
+# The template's classes and those the digest puts inside a post (code
+# blocks) all start with this prefix. A feed's own classes are dropped once
+# code blocks are restyled, and any ``dg-`` class a feed brings is dropped
+# before, so a feed's class="button" or class="dg-card" never picks up the
+# template's style or passes for one of its post cards.
+OWN_CLASS_PREFIX = "dg-"
 
 
 def drop_foreign_classes(root: HtmlElement) -> None:
     """Remove every class the feed brought (run after code blocks are restyled)."""
+    _keep_classes(root, lambda name: name.startswith(OWN_CLASS_PREFIX))
+
+
+def drop_impostor_classes(root: HtmlElement) -> None:
+    """Remove the feed's classes that use the digest's own prefix (run before code blocks are restyled)."""
+    _keep_classes(root, lambda name: not name.startswith(OWN_CLASS_PREFIX))
+
+
+def _keep_classes(root: HtmlElement, keep: Callable[[str], bool]) -> None:
     for element in root.iter():
         if not isinstance(element.tag, str) or element.get("class") is None:
             continue
-        kept = [name for name in (element.get("class") or "").split() if name in OWN_BODY_CLASSES]
+        kept = [name for name in (element.get("class") or "").split() if keep(name)]
         if kept:
             element.set("class", " ".join(kept))
         else:

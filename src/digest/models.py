@@ -37,6 +37,7 @@ class Entry:
     alt_keys: tuple[str, ...] = ()  # other identities this entry may be stored under
     same_title_keys: tuple[str, ...] = ()  # identities it may be stored under if the stored title matches
     link_key: str | None = None  # normalised link, when no other item of the feed shares it
+    language: str | None = None  # the item's own language (xml:lang, dc:language), when it differs from the feed's
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class ParsedFeed:
     site_url: str | None
     entries: tuple[Entry, ...]
     warning: str | None = None  # feedparser's bozo reason when entries were still read
+    subtitle: str | None = None  # Atom <subtitle>, RSS channel <description>: one line of text
+    language: str | None = None  # RSS <language>, Atom xml:lang on <feed>
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class StoredEntry:
     content_html: str
     tags: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None  # the entry's own language, when it differs from its feed's
+    feed_subtitle: str | None = None
+    feed_language: str | None = None
 
     @property
     def sort_time(self) -> datetime:

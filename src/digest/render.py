@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -55,7 +55,9 @@ class EntryView:
     feed_title: str
     feed_url: str | None
     enclosures: list[dict[str, Any]] = field(default_factory=list)
-    lang: str | None = None  # the entry's declared language, for lang=""
+    feed_subtitle: str | None = None
+    feed_language: str | None = None
+    lang: str | None = None  # the entry's language, for lang=""
     dir: str | None = None  # "rtl" for Arabic, Hebrew, Persian or Urdu script entries
 
 
@@ -116,19 +118,35 @@ def inline_css(document: str) -> str:
         raise RenderError(f"CSS inlining failed: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class Issue:
+    """What the masthead says of this issue as a whole."""
+
+    date: str  # the day it is rendered, in DIGEST_TIMEZONE
+    archive_url: str | None = None  # its page in the web archive: a "View in browser" link when set
+
+
 def render_digest(
-    entries: Sequence[StoredEntry], settings: Settings, placeholders: Placeholders | None = None
+    entries: Sequence[StoredEntry],
+    settings: Settings,
+    placeholders: Placeholders | None = None,
+    *,
+    archive_url: str | None = None,
+    issued: datetime | None = None,
 ) -> Digest:
     """Render ``entries`` (any order) into a Digest within the HTML size budget.
 
-    The personal parts are left as ``placeholders`` (new random ones by default).
+    The personal parts are left as ``placeholders`` (new random ones by
+    default). ``issued`` (default now) dates the masthead; ``archive_url``,
+    when the digest has a public page, adds a "View in browser" link.
     """
     if not entries:
         raise RenderError("nothing to render: no entries")
     placeholders = placeholders or Placeholders.new()
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
     env = template_environment(settings)
-    layout = _Layout(ordered, settings, env, placeholders)
+    issue = Issue(_format_date(issued or datetime.now(UTC), settings) or "", archive_url)
+    layout = _Layout(ordered, settings, env, placeholders, issue)
     html, context = layout.fit()
     text = _render(env, "digest.txt.j2", context)
     return Digest(
@@ -157,9 +175,15 @@ class _Layout:
     """
 
     def __init__(
-        self, ordered: list[StoredEntry], settings: Settings, env: jinja2.Environment, placeholders: Placeholders
+        self,
+        ordered: list[StoredEntry],
+        settings: Settings,
+        env: jinja2.Environment,
+        placeholders: Placeholders,
+        issue: Issue,
     ) -> None:
         self.placeholders = placeholders
+        self.issue = issue
         self.ordered = ordered
         self.settings = settings
         self.env = env
@@ -178,7 +202,8 @@ class _Layout:
         # By what is shown: a short post asked to be an excerpt is still whole.
         shortened = [view.title for view in views if _FORMS.index(view.form) > rank]
         notes = [_shortened_note(len(shortened), len(forms), shortened)] if shortened else []
-        return _context(self.settings, render_subject(self.settings, views), views, notes, self.placeholders)
+        subject = render_subject(self.settings, views)
+        return _context(self.settings, subject, views, notes, self.placeholders, self.issue)
 
     def raw_size(self, forms: list[str]) -> int:
         return len(_render(self.env, "digest.html.j2", self.context(forms)).encode("utf-8"))
@@ -263,15 +288,22 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
 
 
 def _context(
-    settings: Settings, subject: str, views: list[EntryView], notes: list[str], placeholders: Placeholders
+    settings: Settings,
+    subject: str,
+    views: list[EntryView],
+    notes: list[str],
+    placeholders: Placeholders,
+    issue: Issue,
 ) -> dict[str, Any]:
     groups: dict[str, FeedGroup] = {}
     for view in views:
         groups.setdefault(view.feed_title, FeedGroup(view.feed_title, view.feed_url, [])).entries.append(view)
     titles = list(groups)
     site_title = titles[0] if len(titles) == 1 else ", ".join(titles)
-    site_url = views[0].feed_url if len(titles) == 1 else None
+    single = len(titles) == 1
+    site_url = views[0].feed_url if single else None
     newest = views[0]
+    page_lang = (views[0].feed_language if single else None) or "en"
     preheader = _preheader([view.title for view in views]) if views else newest.title
     return {
         "subject": subject,
@@ -285,6 +317,12 @@ def _context(
         "unsubscribe_url": placeholders.unsubscribe,
         "recipient": placeholders.recipient,
         "postal_address": settings.postal_address,
+        "issue_date": issue.date,
+        "archive_url": issue.archive_url,
+        "site_subtitle": views[0].feed_subtitle if single else None,
+        # The page is in the feed's language; the template's own words say lang="en".
+        "page_lang": page_lang,
+        "chrome_lang": Markup("") if page_lang.split("-")[0].lower() == "en" else Markup(' lang="en"'),
     }
 
 
@@ -334,12 +372,13 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
             actual = "full" if htmlclean.word_count(root) <= settings.excerpt_words else "excerpt"
         if htmlclean.excerpt(root, settings.excerpt_words) is False and actual == "excerpt":
             actual = "full"
+    htmlclean.drop_impostor_classes(root)
     codeblocks.style_code_blocks(root, settings.code_style)
     htmlclean.drop_foreign_classes(root)
     htmlclean.shift_headings(root)
-    lang = textdir.declared_language(root)
     text = textify.html_to_text(root)
-    rtl = textdir.direction(f"{entry.title} {text}", lang)
+    declared = textdir.declared_language(root) or entry.language
+    lang, rtl = textdir.language_and_direction(f"{entry.title} {text}", declared, entry.feed_language)
     if rtl:
         for pre in root.iter("pre"):
             pre.set("dir", "ltr")  # code reads left to right inside a right-to-left post
@@ -355,6 +394,8 @@ def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
         form=actual,
         feed_title=entry.feed_title,
         feed_url=entry.feed_site_url,
+        feed_subtitle=entry.feed_subtitle,
+        feed_language=entry.feed_language,
         enclosures=[{"url": e.url, "type": e.type, "length": e.length} for e in entry.enclosures],
         lang=lang,
         dir=rtl,

@@ -73,7 +73,7 @@ def embeds_to_links(fragment: str, *, link: str | None) -> str:
             continue
         url, label = _embed_target(element, link)
         if url:
-            card = f'<p class="dg-embed"><a href="{html.escape(url)}">▶ {html.escape(label)}</a></p>'
+            card = f'<p><a href="{html.escape(url)}">▶ {html.escape(label)}</a></p>'
         else:
             card = "<p>(This post includes media that email cannot show; see it on the site.)</p>"
         replacement = lxml_html.fragment_fromstring(card)
