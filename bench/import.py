@@ -30,6 +30,7 @@ from pathlib import Path
 from email_validator import validate_email
 
 from digest import csvimport, store, subscribers
+from digest.errors import InputError
 
 
 def make_csv(path: Path, rows: int) -> None:
@@ -88,7 +89,7 @@ def main() -> None:
                     store.add_subscriber(naive, f"Reader.{n:06d}@Example{n % 97}.com" if n % 1000 else
                                                f"broken-{n}", f"Reader Number {n}")  # fmt: skip
                     added += 1
-                except subscribers.InputError:
+                except InputError:
                     pass
             return f"added {added}"
 

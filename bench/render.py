@@ -21,6 +21,7 @@ from digest.config import load_settings
 from digest.feeds import parse_feed
 from digest.fetch import FetchResult
 from digest.models import StoredEntry
+from digest.placeholders import Placeholders
 
 ROUNDS = 5
 SHARED_FEED = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "jekyll-rouge-atom.xml"
@@ -74,9 +75,9 @@ def main() -> None:
         inline_runs.append(len(document))
         return real_inline(document)
 
-    render.inline_css = counting_inline  # type: ignore[assignment]
+    render.inline_css = counting_inline
     render.render_digest(entries, settings)
-    render.inline_css = real_inline  # type: ignore[assignment]
+    render.inline_css = real_inline
     timings, digest = [], None
     for _ in range(ROUNDS):
         start = time.perf_counter()
@@ -109,7 +110,7 @@ def main() -> None:
 def _stepwise(entries: list[StoredEntry], settings: Any) -> int:
     """The walking skeleton's approach: inline, shorten the oldest entry one step, repeat."""
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
-    layout = render._Layout(ordered, settings, render.template_environment(settings))
+    layout = render._Layout(ordered, settings, render.template_environment(settings), Placeholders.new())
     forms = [layout.target] * len(ordered)
     runs = 0
     while True:
@@ -124,7 +125,8 @@ def _stepwise(entries: list[StoredEntry], settings: Any) -> int:
 def _baseline_css() -> str:
     from pygments.formatters import HtmlFormatter
 
-    return str(HtmlFormatter(style="default").get_style_defs(".highlight")) + "\nbody{font-family:sans-serif}"
+    css = str(HtmlFormatter(style="default").get_style_defs(".highlight"))  # type: ignore[no-untyped-call]
+    return css + "\nbody{font-family:sans-serif}"
 
 
 if __name__ == "__main__":

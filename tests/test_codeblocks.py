@@ -110,7 +110,7 @@ def test_each_form_becomes_a_table_cell_block_with_inline_colours(form: str) -> 
     root = styled(FORMS[form])
     pre = code_pre(root)
     background = cell_background(pre)
-    assert pre.getparent().getparent().getparent().tag == "table"  # type: ignore[union-attr]
+    assert pre.getparent().getparent().getparent().tag == "table"
     assert "monospace" in (pre.get("style") or "")
     # Without it a table cell grows to the longest unbroken token and a phone shows half the email.
     assert "word-break:break-word" in (pre.get("style") or "")

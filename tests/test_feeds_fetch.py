@@ -51,7 +51,9 @@ def test_request_names_the_project_and_accepts_gzip(feed_host: FeedHost, db: Dat
 def test_not_modified_writes_nothing_but_last_checked(
     feed_host: FeedHost, db: Database, tmp_path: Path, validator: str
 ) -> None:
-    stamp = {"etag": '"v1"'} if validator == "etag" else {"last_modified": "Thu, 19 Nov 2026 07:12:44 GMT"}
+    stamp: dict[str, Any] = {"etag": '"v1"'}
+    if validator == "last_modified":
+        stamp = {"last_modified": "Thu, 19 Nov 2026 07:12:44 GMT"}
     feed_host.resources["/feed"] = FeedResource(WORDPRESS, **stamp)
     url = feed_host.url("/feed")
     check(db, tmp_path, url)

@@ -225,6 +225,7 @@ def test_a_busy_database_imports_nothing_and_exits_1(env: dict[str, str]) -> Non
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for the whole import
     try:
         from digest import csvimport, store
+        from digest.errors import StoreError
 
         db = store.open_db(Path(env["DIGEST_DB"]))
         db.execute("PRAGMA busy_timeout = 0")  # fail at once instead of waiting 10 s

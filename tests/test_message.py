@@ -46,7 +46,7 @@ def prepared(
 
 
 def parse(data: bytes) -> EmailMessage:
-    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(data, policy=email.policy.default)
 
 
 def part(message: EmailMessage, subtype: str) -> str:

@@ -257,7 +257,7 @@ def test_security_headers_and_self_contained_pages(env: dict[str, str], server: 
 
 def io_of(response: bytes) -> io.BufferedReader:
     head = response.split(b"\r\n", 1)[1].split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    return io.BufferedReader(io.BytesIO(head))  # type: ignore[arg-type]
+    return io.BufferedReader(io.BytesIO(head))
 
 
 def test_start_reports_a_busy_port_as_one_line(env: dict[str, str]) -> None:

@@ -60,7 +60,13 @@ def test_serve_runs_until_sigterm(env: dict[str, str]) -> None:
     try:
         assert process.stderr is not None
         lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)
+        stderr = process.stderr
+
+        def pump() -> None:
+            for line in stderr:
+                lines.put(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         ready = ""
         deadline = time.monotonic() + 20  # bounds a failure only: it is ready in well under a second
