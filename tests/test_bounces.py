@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from conftest import SmtpServer, add_subscribers, run_cli
 from digest import store, verp
 from digest.bounces import classify
+from helpers import SmtpServer, add_subscribers, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 SUBSCRIBERS = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_subscribers, free_port, run_cli
+from helpers import add_subscribers, free_port, run_cli
 
 DOVECOT = Path("/usr/sbin/dovecot")
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces" / "new"
@@ -153,9 +153,9 @@ def test_imap_login_failure_is_one_line_without_the_password(env: dict[str, str]
 
 
 def test_the_daemon_polls_the_mailbox_when_imap_is_configured(env: dict[str, str], dovecot: int) -> None:
-    from conftest import settings_from
     from digest import store
     from digest.scheduler import Daemon, build_scheduler
+    from helpers import settings_from
 
     environ = {**env, "DIGEST_BOUNCE_IMAP_HOST": "127.0.0.1", "DIGEST_BOUNCE_IMAP_PORT": str(dovecot),
                "DIGEST_BOUNCE_IMAP_USER": "bounces", "DIGEST_BOUNCE_IMAP_PASSWORD": PASSWORD,

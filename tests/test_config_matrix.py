@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from digest.config import AskedEnvironment, load_settings
 from digest.errors import ConfigError
+from helpers import run_cli
 
 
 def known_keys() -> list[str]:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from conftest import RecordingHandler, run_cli, start_smtp
 from digest import store
 from digest.store import add_subscriber
+from helpers import RecordingHandler, run_cli, start_smtp, wait_until
 
 SUBSCRIBERS = 300
 CONNECTIONS = 2
@@ -36,14 +35,6 @@ class SlowHandler(RecordingHandler):
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         await asyncio.sleep(self.delay)
         return await super().handle_DATA(server, session, envelope)
-
-
-def wait_for(condition: Any, what: str, deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 @pytest.mark.slow
@@ -65,7 +56,7 @@ def test_kill_9_mid_send_then_send_again_loses_nobody_and_duplicates_only_in_fli
         sender = subprocess.Popen([sys.executable, "-m", "digest", "send"], env=child_env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         try:
-            wait_for(lambda: len(handler.recipients()) >= SUBSCRIBERS // 4, "the first messages")
+            wait_until(lambda: len(handler.recipients()) >= SUBSCRIBERS // 4, "the first messages", interval=0.002)
         finally:
             sender.send_signal(signal.SIGKILL)
             sender.wait(timeout=20)

@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +24,17 @@ from typing import Any
 
 import pytest
 
-from conftest import FeedServer, RecordingHandler, Route, SmtpServer, add_subscribers, free_port, run_cli, start_smtp
+from helpers import (
+    FeedHost,
+    FeedResource,
+    RecordingHandler,
+    SmtpServer,
+    add_subscribers,
+    free_port,
+    run_cli,
+    start_smtp,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +67,8 @@ def atom(titles: list[str]) -> bytes:
 FIRST_POSTS = ["Third post", "Second post", "First post"]
 
 
-def publish(feed_server: FeedServer, titles: list[str]) -> None:
-    feed_server.routes["/feed.xml"] = Route(atom(titles), headers={"Content-Type": "application/atom+xml"})
+def publish(feed_host: FeedHost, titles: list[str]) -> None:
+    feed_host.resources["/feed.xml"] = FeedResource(atom(titles), content_type="application/atom+xml")
 
 
 # --- the daemon process ---------------------------------------------------------------------
@@ -87,7 +96,16 @@ class Daemon:
         return len(re.findall(pattern, self.log))
 
     def wait_for_log(self, pattern: str, times: int = 1) -> None:
-        wait_until(lambda: self.count(pattern) >= times, f"{times}x {pattern!r} in the daemon log", self)
+        self.wait_until(lambda: self.count(pattern) >= times, f"{times}x {pattern!r} in the daemon log")
+
+    def wait_until(self, condition: Callable[[], object], what: str) -> None:
+        """Poll for ``condition``, failing at once (with the log) if the daemon exits first."""
+
+        def exited() -> str | None:
+            code = self.process.poll()
+            return None if code is None else f"daemon exited ({code})"
+
+        wait_until(condition, what, timeout=DEADLINE, interval=0.05, gave_up=exited, details=lambda: self.log)
 
     def stop(self, signum: int | None = signal.SIGTERM) -> int:
         """Signal (unless ``signum`` is None: already signalled), wait for the exit; returns the exit code."""
@@ -103,16 +121,6 @@ class Daemon:
             self.process.kill()
             self.process.wait(timeout=DEADLINE)
         self._log.close()
-
-
-def wait_until(condition: Callable[[], bool], what: str, daemon: Daemon | None = None) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if daemon is not None and daemon.process.poll() is not None:
-            pytest.fail(f"daemon exited ({daemon.process.returncode}) while waiting for {what}:\n{daemon.log}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}:\n{daemon.log if daemon else ''}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -132,11 +140,11 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
 
 @pytest.fixture
-def daemon_env(smtp_env: dict[str, str], feed_server: FeedServer) -> dict[str, str]:
-    publish(feed_server, FIRST_POSTS)
+def daemon_env(smtp_env: dict[str, str], feed_host: FeedHost) -> dict[str, str]:
+    publish(feed_host, FIRST_POSTS)
     return {
         **smtp_env,
-        "DIGEST_FEED_URL": feed_server.url("/feed.xml"),
+        "DIGEST_FEED_URL": feed_host.url("/feed.xml"),
         "DIGEST_SCHEDULE": "every 2s",
         "DIGEST_CHECK_INTERVAL": "1s",
         "DIGEST_SECRET": SECRET,
@@ -159,18 +167,18 @@ def copies(server: SmtpServer, title: str | None = None) -> Counter[str]:
 
 
 def test_new_entry_arrives_once_and_no_new_entry_sends_nothing(
-    daemon_env: dict[str, str], smtp_server: SmtpServer, feed_server: FeedServer, daemons: Callable[..., Daemon]
+    daemon_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost, daemons: Callable[..., Daemon]
 ) -> None:
     add_subscribers(daemon_env, *SUBSCRIBERS)
     daemon = daemons({**daemon_env, "DIGEST_LOG_LEVEL": "DEBUG"})
 
     # The first scheduled send: the first-run digest (every post, there are only three).
-    wait_until(lambda: copies(smtp_server) == Counter(SUBSCRIBERS), "the first digest", daemon)
+    daemon.wait_until(lambda: copies(smtp_server) == Counter(SUBSCRIBERS), "the first digest")
     daemon.wait_for_log(NOTHING_NEW)  # a later slot passed with nothing new...
     assert copies(smtp_server) == Counter(SUBSCRIBERS)  # ...and sent nothing
 
-    publish(feed_server, ["Fourth post", *FIRST_POSTS])
-    wait_until(lambda: copies(smtp_server, "Fourth post") == Counter(SUBSCRIBERS), "the new post", daemon)
+    publish(feed_host, ["Fourth post", *FIRST_POSTS])
+    daemon.wait_until(lambda: copies(smtp_server, "Fourth post") == Counter(SUBSCRIBERS), "the new post")
     seen = daemon.count(NOTHING_NEW)
     daemon.wait_for_log(NOTHING_NEW, times=seen + 1)
 
@@ -205,7 +213,7 @@ class GatedHandler(RecordingHandler):
 
 
 def test_sigterm_mid_send_then_restart_delivers_each_subscriber_exactly_once(
-    daemon_env: dict[str, str], feed_server: FeedServer, daemons: Callable[..., Daemon]
+    daemon_env: dict[str, str], feed_host: FeedHost, daemons: Callable[..., Daemon]
 ) -> None:
     handler = GatedHandler(open_for=10)
     smtp = start_smtp(handler)
@@ -214,7 +222,7 @@ def test_sigterm_mid_send_then_restart_delivers_each_subscriber_exactly_once(
         many = [f"reader{n:02d}@example.com" for n in range(40)]
         add_subscribers(environ, *many)
         first = daemons(environ)
-        wait_until(lambda: handler.arrived > 10, "a send held mid-way", first)
+        first.wait_until(lambda: handler.arrived > 10, "a send held mid-way")
 
         first.process.send_signal(signal.SIGTERM)
         first.wait_for_log(r"SIGTERM: stopping")
@@ -225,7 +233,7 @@ def test_sigterm_mid_send_then_restart_delivers_each_subscriber_exactly_once(
         assert re.search(r"digest 1 stopped with \d+ subscriber\(s\) still owed it", first.log), first.log
 
         second = daemons(environ)
-        wait_until(lambda: set(copies(smtp)) == set(many), "the rest of the digest", second)
+        second.wait_until(lambda: set(copies(smtp)) == set(many), "the rest of the digest")
         second.wait_for_log(NOTHING_NEW)
         assert second.stop() == 0
     finally:
@@ -233,11 +241,11 @@ def test_sigterm_mid_send_then_restart_delivers_each_subscriber_exactly_once(
         smtp.controller.stop()
 
     assert copies(smtp) == Counter(many)  # nobody twice: the stop finished and recorded the in-flight ones
-    assert "resumed" in second.log or "sending" in second.log
+    assert "start-up: resuming unfinished digest 1" in second.log, second.log
 
 
 def test_second_daemon_and_manual_send_are_refused_while_the_first_keeps_working(
-    daemon_env: dict[str, str], smtp_server: SmtpServer, feed_server: FeedServer, daemons: Callable[..., Daemon]
+    daemon_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost, daemons: Callable[..., Daemon]
 ) -> None:
     add_subscribers(daemon_env, *SUBSCRIBERS)
     first = daemons(daemon_env)
@@ -255,14 +263,14 @@ def test_second_daemon_and_manual_send_are_refused_while_the_first_keeps_working
     assert run_cli(["send", "--dry-run"], daemon_env).exit_code == 0
     assert "Daemon: running: digest run" in run_cli(["status"], daemon_env).output
 
-    publish(feed_server, ["Fourth post", *FIRST_POSTS])
+    publish(feed_host, ["Fourth post", *FIRST_POSTS])
     everyone = Counter([*SUBSCRIBERS, "late@example.com"])
-    wait_until(lambda: copies(smtp_server, "Fourth post") == everyone, "the first daemon's send", first)
+    first.wait_until(lambda: copies(smtp_server, "Fourth post") == everyone, "the first daemon's send")
     assert first.stop() == 0
 
 
 def test_missed_schedule_is_caught_up_once_at_start(
-    daemon_env: dict[str, str], smtp_server: SmtpServer, feed_server: FeedServer, daemons: Callable[..., Daemon]
+    daemon_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost, daemons: Callable[..., Daemon]
 ) -> None:
     add_subscribers(daemon_env, *SUBSCRIBERS)
     assert run_cli(["send"], daemon_env).exit_code == 0  # digest 1, sent "days ago" below
@@ -270,7 +278,7 @@ def test_missed_schedule_is_caught_up_once_at_start(
     with sqlite3.connect(daemon_env["DIGEST_DB"]) as conn:
         conn.execute("UPDATE digests SET created = ?, started_at = ?, finished_at = ?", [long_ago] * 3)
     conn.close()
-    publish(feed_server, ["Fourth post", *FIRST_POSTS])
+    publish(feed_host, ["Fourth post", *FIRST_POSTS])
     slot = datetime.now(UTC) - timedelta(hours=1)  # daily, so three slots were missed; the next is ~23 h away
     environ = {**daemon_env, "DIGEST_SCHEDULE": f"{slot.minute} {slot.hour} * * *", "DIGEST_CHECK_INTERVAL": "1h"}
 
@@ -297,7 +305,7 @@ def test_serves_the_unsubscribe_endpoint_when_configured(
         except OSError:
             return False
 
-    wait_until(healthy, "the unsubscribe endpoint", daemon)
+    daemon.wait_until(healthy, "the unsubscribe endpoint")
     assert daemon.stop(signal.SIGINT) == 0
 
 

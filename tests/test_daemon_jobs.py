@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli, settings_from
 from digest import store
 from digest.lock import sender_lock
 from digest.mailer import SmtpTransport
 from digest.schedule import next_fire_time
 from digest.scheduler import LAST_SEND_OUTCOME, LAST_SEND_RUN, Daemon, build_scheduler, send_trigger
+from helpers import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli, settings_from
 
 SUBSCRIBERS = ["ada@example.com", "grace@example.net", "linus@example.org"]
 NEW_TITLE = "A post published while the daemon waited"

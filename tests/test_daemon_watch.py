@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, running_smtp, settings_from
 from digest import daemon_watch, pipeline, store
 from digest.lock import sender_lock
 from digest.scheduler import Daemon
+from helpers import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, running_smtp, settings_from
 
 
 class Greylist(RecordingHandler):

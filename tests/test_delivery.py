@@ -10,23 +10,14 @@ import jinja2
 import premailer
 import pytest
 
-from conftest import SmtpServer, run_cli, settings_from
 from digest import pipeline, store
 from digest.mailer import DeliveryOptions
 from digest.pipeline import SendReport
 from digest.progress import SendProgress
 from digest.store import add_subscriber, get_by_email, set_subscriber_status
+from helpers import SmtpServer, add_subscribers, run_cli, settings_from
 
 FAST = DeliveryOptions(attempts=2, backoff=0, connections=2, rate=0.0)
-
-
-def subscribe(environ: dict[str, str], addresses: list[str]) -> None:
-    db = store.open_db(Path(environ["DIGEST_DB"]))
-    try:
-        for address in addresses:
-            add_subscriber(db, address)
-    finally:
-        db.close()
 
 
 def db_state(db_path: Path) -> tuple[bytes, bytes]:
@@ -39,7 +30,7 @@ def test_resuming_sends_only_to_subscribers_without_a_sent_row(
     smtp_env: dict[str, str], smtp_server: SmtpServer
 ) -> None:
     addresses = [f"reader{n}@example.com" for n in range(6)]
-    subscribe(smtp_env, addresses)
+    add_subscribers(smtp_env, *addresses)
     settings = settings_from(smtp_env)
     db = store.open_db(settings.db_path)
     try:
@@ -67,7 +58,7 @@ def test_resuming_sends_only_to_subscribers_without_a_sent_row(
 def test_test_send_reaches_one_address_and_leaves_the_database_byte_identical(
     smtp_env: dict[str, str], smtp_server: SmtpServer
 ) -> None:
-    subscribe(smtp_env, ["ada@example.com", "grace@example.com"])
+    add_subscribers(smtp_env, *["ada@example.com", "grace@example.com"])
     db_path = Path(smtp_env["DIGEST_DB"])
     before = db_state(db_path)
 
@@ -105,7 +96,7 @@ def test_test_send_to_a_subscriber_uses_their_name_but_a_fresh_message_id(
 
 def test_unsubscribed_mid_send_is_skipped_from_the_next_batch_on(env: dict[str, str]) -> None:
     addresses = [f"reader{n}@example.com" for n in range(6)]
-    subscribe(env, addresses)
+    add_subscribers(env, *addresses)
     db = store.open_db(Path(env["DIGEST_DB"]))
     try:
         pipeline.check_feeds(db, settings_from(env))
@@ -142,7 +133,7 @@ def test_rendering_work_does_not_grow_with_the_number_of_subscribers(
 
     def rendering_work(subscribers: int, name: str) -> dict[str, int]:
         environ = {**env, "SMTP_PORT": str(smtp_server.port), "DIGEST_DB": str(tmp_path / name / "digest.db")}
-        subscribe(environ, [f"{name}{n}@example.com" for n in range(subscribers)])
+        add_subscribers(environ, *[f"{name}{n}@example.com" for n in range(subscribers)])
         calls.update(premailer=0, jinja=0)
         outcome = pipeline.send(settings_from(environ), delivery=FAST)
         assert outcome.digests[0].sent == subscribers
@@ -155,7 +146,7 @@ def test_rendering_work_does_not_grow_with_the_number_of_subscribers(
 
 
 def test_status_shows_pending_counts_for_an_unfinished_digest(env: dict[str, str]) -> None:
-    subscribe(env, ["ada@example.com", "grace@example.com"])
+    add_subscribers(env, *["ada@example.com", "grace@example.com"])
     assert run_cli(["send"], env).exit_code == 1  # nothing listens on SMTP_PORT
 
     output = run_cli(["status"], env).output
@@ -214,7 +205,7 @@ def test_dkim_settings_sign_every_message_sent(
         "DIGEST_DKIM_DOMAIN": "fieldnotes.example.org",
         "DIGEST_DKIM_KEY_FILE": str(key),
     }
-    subscribe(environ, ["ada@example.com", "grace@example.com"])
+    add_subscribers(environ, *["ada@example.com", "grace@example.com"])
 
     assert run_cli(["send"], environ).exit_code == 0
 
@@ -247,7 +238,7 @@ def test_an_unusable_dkim_key_is_a_config_error_before_anything_is_sent(
         "DIGEST_DKIM_DOMAIN": "fieldnotes.example.org",
         "DIGEST_DKIM_KEY_FILE": str(key),
     }
-    subscribe(environ, ["ada@example.com"])
+    add_subscribers(environ, *["ada@example.com"])
 
     result = run_cli(["send"], environ)
 

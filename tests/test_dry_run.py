@@ -6,7 +6,7 @@ import email
 import email.policy
 from pathlib import Path
 
-from conftest import SmtpServer, add_subscribers, run_cli
+from helpers import SmtpServer, add_subscribers, run_cli
 
 
 def test_dry_run_leaves_database_byte_identical_and_sends_nothing(

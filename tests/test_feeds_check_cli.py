@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, FeedHost, FeedResource, SmtpServer, add_subscribers, run_cli
+from helpers import FIXTURES, FeedHost, FeedResource, SmtpServer, add_subscribers, run_cli
 
 FEEDS = FIXTURES / "feeds"
 

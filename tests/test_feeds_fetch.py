@@ -1,4 +1,4 @@
-"""Fetching feeds from a real HTTP server on 127.0.0.1 (conftest.FeedHost).
+"""Fetching feeds from a real HTTP server on 127.0.0.1 (helpers.FeedHost).
 
 Conditional GET, redirects, gone and failing feeds, timeouts, size caps and
 gzip, each through ``pipeline.check_feeds`` on a real SQLite file.
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from conftest import FIXTURES, FeedHost, FeedResource, free_port, settings_from
 from digest import __version__, pipeline, store
 from digest.fetch import FetchError, HttpFetcher
+from helpers import FIXTURES, FeedHost, FeedResource, free_port, settings_from
 
 WORDPRESS = (FIXTURES / "feeds" / "wordpress-rss2.xml").read_bytes()
 HUGO = (FIXTURES / "feeds" / "hugo-rss.xml").read_bytes()

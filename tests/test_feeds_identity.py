@@ -13,9 +13,9 @@ from xml.sax.saxutils import escape
 import pytest
 from sqlite_utils import Database
 
-from conftest import settings_from
 from digest import pipeline, store
 from digest.config import Settings
+from helpers import settings_from
 
 
 def item(

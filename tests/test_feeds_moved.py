@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import EXAMPLE_FEED, FeedServer, Route, SmtpServer, add_subscribers, run_cli
+from helpers import EXAMPLE_FEED, FeedHost, FeedResource, SmtpServer, add_subscribers, run_cli
 
 FEED = EXAMPLE_FEED.read_text(encoding="utf-8")
 
@@ -34,13 +34,13 @@ def subjects(server: SmtpServer) -> list[str]:
     return [message.message["Subject"] for message in server.received]
 
 
-def serve(feed_server: FeedServer, path: str, body: str) -> str:
-    feed_server.routes[path] = Route(body.encode("utf-8"), headers={"Content-Type": "application/atom+xml"})
-    return feed_server.url(path)
+def serve(feed_host: FeedHost, path: str, body: str) -> str:
+    feed_host.resources[path] = FeedResource(body.encode("utf-8"), content_type="application/atom+xml")
+    return feed_host.url(path)
 
 
 def test_a_feed_moved_from_a_path_to_its_url_sends_nothing_twice(
-    smtp_env: dict[str, str], smtp_server: SmtpServer, feed_server: FeedServer, tmp_path: Path
+    smtp_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost, tmp_path: Path
 ) -> None:
     local = tmp_path / "site" / "feed.xml"
     local.parent.mkdir()
@@ -50,14 +50,14 @@ def test_a_feed_moved_from_a_path_to_its_url_sends_nothing_twice(
     assert run_cli(["send"], environ).exit_code == 0
     assert len(smtp_server.received) == 1
 
-    moved = {**environ, "DIGEST_FEED_URL": serve(feed_server, "/feed.xml", FEED)}
+    moved = {**environ, "DIGEST_FEED_URL": serve(feed_host, "/feed.xml", FEED)}
     result = run_cli(["send"], moved)
     assert result.exit_code == 0, result.output
     assert "Nothing new to send." in result.output
     assert "4 posts already known under another feed address: not sent again" in result.output
     assert len(smtp_server.received) == 1
 
-    serve(feed_server, "/feed.xml", with_new_entry(FEED))
+    serve(feed_host, "/feed.xml", with_new_entry(FEED))
     result = run_cli(["send"], moved)
     assert result.exit_code == 0, result.output
     assert len(smtp_server.received) == 2
@@ -66,26 +66,26 @@ def test_a_feed_moved_from_a_path_to_its_url_sends_nothing_twice(
 
 
 def test_http_to_https_and_a_new_host_are_the_same_feed(
-    smtp_env: dict[str, str], smtp_server: SmtpServer, feed_server: FeedServer
+    smtp_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost
 ) -> None:
-    environ = {**smtp_env, "DIGEST_FEED_URL": serve(feed_server, "/a.xml", FEED)}
+    environ = {**smtp_env, "DIGEST_FEED_URL": serve(feed_host, "/a.xml", FEED)}
     add_subscribers(environ, "ada@example.com")
     run_cli(["send"], environ)
     # Links and guids on http instead of https: the link is the same page.
     http = FEED.replace("https://fieldnotes.example.org", "http://fieldnotes.example.org")
     http = http.replace("<id>http://", "<id>tag:")  # new guids too, so only the link can tell
-    assert run_cli(["send"], {**environ, "DIGEST_FEED_URL": serve(feed_server, "/b.xml", http)}).exit_code == 0
+    assert run_cli(["send"], {**environ, "DIGEST_FEED_URL": serve(feed_host, "/b.xml", http)}).exit_code == 0
     # The blog moved host: new guids, new links, same paths and titles.
     moved = FEED.replace("fieldnotes.example.org", "notes.example.net").replace("<id>https://", "<id>urn:x:")
-    result = run_cli(["send"], {**environ, "DIGEST_FEED_URL": serve(feed_server, "/c.xml", moved)})
+    result = run_cli(["send"], {**environ, "DIGEST_FEED_URL": serve(feed_host, "/c.xml", moved)})
     assert result.exit_code == 0 and "Nothing new to send." in result.output
     assert len(smtp_server.received) == 1
 
 
-def test_feeds_list_remove_and_move(smtp_env: dict[str, str], feed_server: FeedServer, tmp_path: Path) -> None:
-    typo = {**smtp_env, "DIGEST_FEED_URL": feed_server.url("/fed.xml")}  # 404: a mistyped URL
+def test_feeds_list_remove_and_move(smtp_env: dict[str, str], feed_host: FeedHost, tmp_path: Path) -> None:
+    typo = {**smtp_env, "DIGEST_FEED_URL": feed_host.url("/fed.xml")}  # 404: a mistyped URL
     assert run_cli(["check"], typo).exit_code == 1
-    good_url = serve(feed_server, "/feed.xml", FEED)
+    good_url = serve(feed_host, "/feed.xml", FEED)
     environ = {**smtp_env, "DIGEST_FEED_URL": good_url}
     assert run_cli(["check"], environ).exit_code == 0
 
@@ -119,9 +119,9 @@ def test_feeds_list_remove_and_move(smtp_env: dict[str, str], feed_server: FeedS
 
 
 def test_a_removed_feed_keeps_its_history(
-    smtp_env: dict[str, str], smtp_server: SmtpServer, feed_server: FeedServer, tmp_path: Path
+    smtp_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost, tmp_path: Path
 ) -> None:
-    url = serve(feed_server, "/feed.xml", FEED)
+    url = serve(feed_host, "/feed.xml", FEED)
     environ = {**smtp_env, "DIGEST_FEED_URL": url}
     add_subscribers(environ, "ada@example.com")
     run_cli(["send"], environ)

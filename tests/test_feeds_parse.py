@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import EXAMPLE_FEED, FIXTURES, SHARED_FEED, requires_shared_feed
 from digest.errors import FeedError
 from digest.feeds import parse_feed
 from digest.fetch import FetchResult
 from digest.models import ParsedFeed
+from helpers import EXAMPLE_FEED, FIXTURES, SHARED_FEED, requires_shared_feed
 
 FEEDS = FIXTURES / "feeds"
 

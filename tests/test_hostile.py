@@ -17,8 +17,8 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import SmtpServer, run_cli, settings_from, start_smtp
 from digest.errors import ConfigError
+from helpers import SmtpServer, run_cli, settings_from, start_smtp
 
 EW_CRLF = "=?utf-8?q?Notes=0D=0ABcc:_x@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0Aowned?="
 LEGACY_LOOKALIKES = ("DIGEST-PERSONAL-RECIPIENT", "DIGEST-PERSONAL-UNSUBSCRIBE-URL")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, run_cli, subscriber_rows
-from digest.errors import StoreError
+from helpers import FIXTURES, run_cli, subscriber_rows
 
 CSV = FIXTURES / "csv"
 

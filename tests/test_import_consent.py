@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import run_cli, subscriber_rows
+from helpers import run_cli, subscriber_rows
 
 CSV = Path(__file__).parent / "fixtures" / "csv"
 

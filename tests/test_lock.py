@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SmtpServer, add_subscribers, run_cli
 from digest.errors import LockHeldError
 from digest.lock import lock_path, sender_lock
+from helpers import SmtpServer, add_subscribers, run_cli
 
 HOLD_LOCK = """
 import sys, time

@@ -20,21 +20,12 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import RecordingHandler, SmtpServer, run_cli, settings_from, start_smtp
 from digest import pipeline, store
 from digest.mailer import DeliveryOptions, SmtpTransport
-from digest.store import add_subscriber, get_by_email
+from digest.store import get_by_email
+from helpers import RecordingHandler, SmtpServer, add_subscribers, run_cli, settings_from, start_smtp
 
 FAST = DeliveryOptions(attempts=4, backoff=0, connections=2, rate=0.0)
-
-
-def subscribe(environ: dict[str, str], addresses: list[str]) -> None:
-    db = store.open_db(Path(environ["DIGEST_DB"]))
-    try:
-        for address in addresses:
-            add_subscriber(db, address)
-    finally:
-        db.close()
 
 
 def deliveries(environ: dict[str, str]) -> dict[str, tuple[str, int, str | None]]:
@@ -123,7 +114,7 @@ def test_twenty_messages_reuse_at_most_the_pool_size_of_connections(env: dict[st
     server = faulty(FaultyHandler())
     environ = {**env, "SMTP_PORT": str(server.port), "SMTP_CONNECTIONS": "2"}
     addresses = [f"reader{n}@example.com" for n in range(20)]
-    subscribe(environ, addresses)
+    add_subscribers(environ, *addresses)
 
     outcome = pipeline.send(settings_from(environ), delivery=FAST)
 
@@ -139,7 +130,7 @@ def test_temporary_failures_and_drops_are_retried_and_everyone_gets_exactly_one(
     server = faulty(handler)
     environ = {**env, "SMTP_PORT": str(server.port)}
     addresses = [f"reader{n}@example.com" for n in range(40)]
-    subscribe(environ, addresses)
+    add_subscribers(environ, *addresses)
 
     outcome = pipeline.send(
         settings_from(environ), delivery=DeliveryOptions(attempts=5, backoff=0, connections=2, rate=0.0)
@@ -158,7 +149,7 @@ def test_temporary_failures_and_drops_are_retried_and_everyone_gets_exactly_one(
 def test_a_550_fails_that_recipient_only_and_marks_it_bounced(env: dict[str, str], faulty: Any) -> None:
     server = faulty(FaultyHandler(refuse=("gone",)))
     environ = {**env, "SMTP_PORT": str(server.port)}
-    subscribe(environ, ["ada@example.com", "gone@example.com", "grace@example.com"])
+    add_subscribers(environ, *["ada@example.com", "gone@example.com", "grace@example.com"])
 
     result = run_cli(["send"], environ)
 
@@ -189,7 +180,7 @@ def test_a_5xx_about_the_content_fails_the_message_without_bouncing_the_subscrib
 ) -> None:
     server = faulty(FaultyHandler(reject_data=("grace",)))
     environ = {**env, "SMTP_PORT": str(server.port)}
-    subscribe(environ, ["ada@example.com", "grace@example.com", "linus@example.org"])
+    add_subscribers(environ, *["ada@example.com", "grace@example.com", "linus@example.org"])
 
     report = pipeline.send(settings_from(environ), delivery=FAST).digests[0]
 
@@ -205,7 +196,7 @@ def test_a_5xx_about_the_content_fails_the_message_without_bouncing_the_subscrib
 def test_a_non_ascii_address_goes_out_with_smtputf8(env: dict[str, str], faulty: Any) -> None:
     server = faulty(FaultyHandler(), enable_SMTPUTF8=True)
     environ = {**env, "SMTP_PORT": str(server.port)}
-    subscribe(environ, ["jörg@example.com", "ada@example.com"])
+    add_subscribers(environ, *["jörg@example.com", "ada@example.com"])
 
     report = pipeline.send(settings_from(environ), delivery=FAST).digests[0]
 
@@ -218,7 +209,7 @@ def test_a_non_ascii_address_goes_out_with_smtputf8(env: dict[str, str], faulty:
 def test_a_550_does_not_bounce_when_configured_off(env: dict[str, str], faulty: Any) -> None:
     server = faulty(FaultyHandler(refuse=("gone",)))
     environ = {**env, "SMTP_PORT": str(server.port), "DIGEST_BOUNCE_ON_5XX": "false"}
-    subscribe(environ, ["ada@example.com", "gone@example.com"])
+    add_subscribers(environ, *["ada@example.com", "gone@example.com"])
 
     assert run_cli(["send"], environ).exit_code == 1
 
@@ -260,7 +251,7 @@ def test_persistent_temporary_failures_are_deferred_and_retried_by_later_runs_on
     handler = FaultyHandler(defer_always=("slow",))
     server = faulty(handler)
     environ = {**env, "SMTP_PORT": str(server.port)}
-    subscribe(environ, ["ada@example.com", "slow@example.com"])
+    add_subscribers(environ, *["ada@example.com", "slow@example.com"])
     settings = settings_from(environ)
     options = DeliveryOptions(attempts=2, backoff=0, connections=1, rate=0.0)
 
@@ -301,7 +292,7 @@ def test_a_deferred_subscriber_gets_the_digest_when_the_server_recovers(env: dic
     handler = FaultyHandler(defer_always=("slow",))
     server = faulty(handler)
     environ = {**env, "SMTP_PORT": str(server.port)}
-    subscribe(environ, ["ada@example.com", "slow@example.com"])
+    add_subscribers(environ, *["ada@example.com", "slow@example.com"])
     settings = settings_from(environ)
     options = DeliveryOptions(attempts=2, backoff=0, connections=1, rate=0.0)
     pipeline.send(settings, delivery=options)
@@ -317,7 +308,7 @@ def test_a_deferred_subscriber_gets_the_digest_when_the_server_recovers(env: dic
 def test_an_unreachable_server_is_one_clear_error_and_loses_nothing(
     env: dict[str, str], smtp_server: SmtpServer
 ) -> None:
-    subscribe(env, ["ada@example.com", "grace@example.com"])  # env's SMTP_PORT 9: nothing listens
+    add_subscribers(env, *["ada@example.com", "grace@example.com"])  # env's SMTP_PORT 9: nothing listens
 
     result = run_cli(["send"], env)
 
@@ -350,7 +341,7 @@ def test_auth_required_works_with_the_right_password_and_fails_clearly_otherwise
 ) -> None:
     server = faulty(FaultyHandler(), authenticator=Authenticator(), auth_required=True, auth_require_tls=False)
     environ = {**env, "SMTP_PORT": str(server.port), "SMTP_USERNAME": "blog", "SMTP_PASSWORD": "wrong-password"}
-    subscribe(environ, ["ada@example.com", "grace@example.com"])
+    add_subscribers(environ, *["ada@example.com", "grace@example.com"])
 
     bad = run_cli(["send"], environ)
 
@@ -371,7 +362,7 @@ def test_without_credentials_a_server_that_requires_auth_refuses_the_sender_once
 ) -> None:
     server = faulty(FaultyHandler(), authenticator=Authenticator(), auth_required=True, auth_require_tls=False)
     environ = {**env, "SMTP_PORT": str(server.port)}
-    subscribe(environ, ["ada@example.com"])
+    add_subscribers(environ, *["ada@example.com"])
 
     result = run_cli(["send"], environ)
 
@@ -399,7 +390,7 @@ def test_starttls_with_a_self_signed_certificate(env: dict[str, str], faulty: An
                     authenticator=Authenticator(), auth_required=True)  # fmt: skip
     environ = {**env, "SMTP_PORT": str(server.port), "SMTP_SECURITY": "starttls",
                "SMTP_USERNAME": "blog", "SMTP_PASSWORD": "hunter2"}  # fmt: skip
-    subscribe(environ, ["ada@example.com", "grace@example.com"])
+    add_subscribers(environ, *["ada@example.com", "grace@example.com"])
 
     # Verified against the system store (the default), the certificate is refused.
     refused = run_cli(["send"], environ)
@@ -421,7 +412,7 @@ def test_a_stop_finishes_in_flight_messages_and_the_next_run_sends_the_rest(env:
     server = faulty(handler)
     environ = {**env, "SMTP_PORT": str(server.port)}
     addresses = [f"reader{n}@example.com" for n in range(30)]
-    subscribe(environ, addresses)
+    add_subscribers(environ, *addresses)
     settings = settings_from(environ)
     stop = threading.Event()
 
@@ -450,7 +441,7 @@ def test_implicit_tls_with_a_self_signed_certificate(
 ) -> None:
     server = faulty(FaultyHandler(), ssl_context=self_signed)
     environ = {**env, "SMTP_PORT": str(server.port), "SMTP_SECURITY": "ssl", "SMTP_VERIFY_CERT": "false"}
-    subscribe(environ, ["ada@example.com", "grace@example.com"])
+    add_subscribers(environ, *["ada@example.com", "grace@example.com"])
 
     result = run_cli(["send"], environ)
 
@@ -460,7 +451,7 @@ def test_implicit_tls_with_a_self_signed_certificate(
 
 def test_starttls_against_a_server_without_it_is_one_clear_error(env: dict[str, str], smtp_server: SmtpServer) -> None:
     environ = {**env, "SMTP_PORT": str(smtp_server.port), "SMTP_SECURITY": "starttls"}
-    subscribe(environ, ["ada@example.com"])
+    add_subscribers(environ, *["ada@example.com"])
 
     result = run_cli(["send"], environ)
 
@@ -480,7 +471,7 @@ def test_a_connection_that_cannot_be_opened_leaves_the_work_to_the_others(
     environ = {**env, "SMTP_PORT": str(smtp_server.port)}
     settings = settings_from(environ)
     addresses = [f"reader{n}@example.com" for n in range(12)]
-    subscribe(environ, addresses)
+    add_subscribers(environ, *addresses)
     made: list[SmtpTransport] = []
 
     def factory() -> SmtpTransport:

@@ -15,18 +15,18 @@ from typing import Any
 
 import pytest
 
-from conftest import (
-    FeedServer,
+from digest import exitcodes
+from digest.config_warnings import sender_warnings, unknown_keys
+from helpers import (
+    FeedHost,
+    FeedResource,
     RecordingHandler,
-    Route,
     SmtpServer,
     add_subscribers,
     run_cli,
     running_smtp,
     settings_from,
 )
-from digest import exitcodes
-from digest.config_warnings import sender_warnings, unknown_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,10 +65,10 @@ def test_send_exits_0_only_when_everything_went_out(smtp_env: dict[str, str]) ->
     assert again.returncode == exitcodes.OK and "Nothing new to send." in again.stdout
 
 
-def test_a_feed_that_is_an_html_page_makes_send_fail(smtp_env: dict[str, str], feed_server: FeedServer) -> None:
-    feed_server.routes["/blog/"] = Route(b"<!doctype html><html><head><title>Blog</title></head><body>hi</body></html>",
-                                         headers={"Content-Type": "text/html"})  # fmt: skip
-    environ = {**smtp_env, "DIGEST_FEED_URL": feed_server.url("/blog/")}
+def test_a_feed_that_is_an_html_page_makes_send_fail(smtp_env: dict[str, str], feed_host: FeedHost) -> None:
+    page = b"<!doctype html><html><head><title>Blog</title></head><body>hi</body></html>"
+    feed_host.resources["/blog/"] = FeedResource(page, content_type="text/html")
+    environ = {**smtp_env, "DIGEST_FEED_URL": feed_host.url("/blog/")}
     add_subscribers(environ, "ada@example.com")
     done = run_digest(["send"], environ)
     assert done.returncode == exitcodes.FAILURE

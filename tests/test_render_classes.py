@@ -5,8 +5,8 @@ from __future__ import annotations
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
-from conftest import FIXTURES, settings_from, stored_entries_from
 from digest import render
+from helpers import FIXTURES, settings_from, stored_entries_from
 
 
 def test_feed_classes_are_dropped_so_the_template_style_stays_its_own(env: dict[str, str]) -> None:

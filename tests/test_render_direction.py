@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lxml import html as lxml_html
 
-from conftest import FIXTURES, settings_from, stored_entries_from
 from digest import render, textdir
+from helpers import FIXTURES, settings_from, stored_entries_from
 
 
 def test_each_card_of_a_mixed_feed_gets_its_own_direction(env: dict[str, str]) -> None:

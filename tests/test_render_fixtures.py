@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from conftest import FIXTURES, settings_from, stored_entries_from
 from digest import message, render
 from digest.errors import ConfigError
 from digest.models import Digest
 from digest.placeholders import Placeholders
+from helpers import FIXTURES, settings_from, stored_entries_from
 
 FEED = FIXTURES / "render" / "highlighters.atom"
 LEGACY_PLACEHOLDERS = Placeholders("")
@@ -56,11 +56,23 @@ def readable_html(document: str) -> str:
 
 @pytest.mark.parametrize("mode", ["full", "excerpt"])
 def test_golden_html_and_text(env: dict[str, str], mode: str) -> None:
-    digest = render_fixture(env, DIGEST_MODE=mode, DIGEST_POSTAL_ADDRESS="Code & Coffee, 1 Example Street, Lyon")
+    # Excerpts of 30 words keep five of the eight code blocks and cut four posts, so the
+    # two modes' golden files really differ (checked below).
+    words = "30" if mode == "excerpt" else "150"
+    digest = render_fixture(
+        env, DIGEST_MODE=mode, DIGEST_EXCERPT_WORDS=words, DIGEST_POSTAL_ADDRESS="Code & Coffee, 1 Example Street, Lyon"
+    )
 
     check_golden(f"highlighters-{mode}.html", readable_html(digest.html))
     check_golden(f"highlighters-{mode}.txt", digest.text)
     check_golden(f"highlighters-{mode}.subject", digest.subject + "\n")
+
+
+def test_the_excerpt_and_full_golden_files_differ() -> None:
+    for suffix in ("html", "txt"):
+        full = (GOLDEN / f"highlighters-full.{suffix}").read_text(encoding="utf-8")
+        excerpt = (GOLDEN / f"highlighters-excerpt.{suffix}").read_text(encoding="utf-8")
+        assert full != excerpt and len(excerpt) < len(full), suffix
 
 
 def test_rendering_is_deterministic(env: dict[str, str]) -> None:

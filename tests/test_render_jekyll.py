@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from conftest import SHARED_FEED, requires_shared_feed, run_cli
+from helpers import SHARED_FEED, requires_shared_feed, run_cli
 
 pytestmark = requires_shared_feed
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from conftest import FIXTURES, settings_from, stored_entries_from
 from digest import render
+from helpers import FIXTURES, settings_from, stored_entries_from
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FEEDS = sorted(p for p in (FIXTURES / "render").iterdir() if p.suffix in (".atom", ".rss", ".xml"))

@@ -34,7 +34,7 @@ def test_the_shortened_note_names_the_posts_and_gets_the_plural_right() -> None:
 
 
 def test_the_signature_separator_is_dash_dash_space(env: dict[str, str]) -> None:
-    from conftest import FIXTURES, settings_from, stored_entries_from
+    from helpers import FIXTURES, settings_from, stored_entries_from
 
     digest = render.render_digest(stored_entries_from(FIXTURES / "render" / "rtl-mixed.atom"), settings_from(env))
     assert "\n-- \n" in digest.text

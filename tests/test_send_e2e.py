@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import feedparser
 
-from conftest import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli
+from helpers import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli
 
 SUBSCRIBERS = ["ada@example.com", "grace@example.net", "linus@example.org"]
 

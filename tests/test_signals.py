@@ -14,14 +14,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import RecordingHandler, SmtpServer, run_cli, running_smtp
+from helpers import RecordingHandler, SmtpServer, run_cli, running_smtp, wait_until
 
 SUBSCRIBERS = [f"reader{n:02d}@example.com" for n in range(30)]
 
@@ -51,14 +50,6 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
             process.wait(timeout=30)
 
 
-def wait_for(condition: Any, what: str) -> None:
-    for _ in range(600):
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_send_finishes_in_flight_prints_the_summary_and_resume_sends_the_rest(
     env: dict[str, str], slow_smtp: SmtpServer, processes: list[subprocess.Popen[str]], tmp_path: Path,
@@ -74,7 +65,7 @@ def test_a_signal_mid_send_finishes_in_flight_prints_the_summary_and_resume_send
         env={**os.environ, **environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     processes.append(process)
-    wait_for(lambda: len(slow_smtp.handler.recipients()) >= 3, "the first messages")
+    wait_until(lambda: len(slow_smtp.handler.recipients()) >= 3, "the first messages")
     process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
 

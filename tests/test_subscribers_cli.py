@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def statuses(environ: dict[str, str]) -> dict[str, str]:
@@ -172,10 +172,20 @@ def test_export_to_unwritable_place_is_one_line(listed: dict[str, str], tmp_path
     assert result.stderr == f"Error: cannot write {target}: No such file or directory\n"
 
 
-def test_every_subcommand_has_help(env: dict[str, str]) -> None:
-    for command in ("add", "remove", "list", "import", "export"):
+def test_every_subcommand_has_help_naming_its_arguments(env: dict[str, str]) -> None:
+    expected = {
+        "add": "Usage: digest subscribers add [OPTIONS] EMAIL",
+        "remove": "Usage: digest subscribers remove [OPTIONS] EMAIL",
+        "list": "Usage: digest subscribers list [OPTIONS]",
+        "import": "Usage: digest subscribers import [OPTIONS] FILE",
+        "export": "Usage: digest subscribers export [OPTIONS] [FILE]",
+    }
+    for command, usage in expected.items():
         result = run_cli(["subscribers", command, "--help"], env)
-        assert result.exit_code == 0 and "Usage: " in result.stdout
+        assert result.exit_code == 0
+        assert result.stdout.startswith(usage), result.stdout
+        summary = result.stdout.split("\n\n")[1].strip()
+        assert summary and not summary.startswith("Options:"), f"{command} has no help text"
 
 
 @pytest.mark.parametrize("args", [["add", "ada@example.com"], ["list"], ["export"], ["remove", "ada@example.com"],

@@ -6,7 +6,6 @@ import http.client
 import io
 import socket
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from email.utils import formatdate
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_subscribers, run_cli, settings_from
 from digest import tokens
 from digest.errors import ConfigError, DigestError
 from digest.web import MAX_BODY_BYTES, UnsubscribeServer
+from helpers import add_subscribers, run_cli, settings_from, wait_until
 
 FIXED_CLOCK = 1_790_000_000.0  # the Date header is pinned so whole responses can be compared
 ONE_CLICK = b"List-Unsubscribe=One-Click"
@@ -209,10 +208,14 @@ def test_connections_over_the_cap_are_closed_at_once(env: dict[str, str]) -> Non
             assert get(port, "/healthz") == b""  # closed without an answer
         finally:
             hog.close()
-        deadline = time.monotonic() + 20  # the slot frees once the hog's handler sees the close
-        while (answer := get(port, "/healthz")) == b"" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert status_line(answer) == b"HTTP/1.0 200 OK"
+        answers: list[bytes] = []
+
+        def answered() -> bool:  # the slot frees once the hog's handler sees the close
+            answers.append(get(port, "/healthz"))
+            return answers[-1] != b""
+
+        wait_until(answered, "the slot to free")
+        assert status_line(answers[-1]) == b"HTTP/1.0 200 OK"
 
 
 def test_healthz_and_unknown_paths(server: tuple[UnsubscribeServer, int]) -> None:
@@ -298,7 +301,7 @@ def test_unsubscribe_during_a_send_skips_the_address_from_the_next_batch(
     smtp_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A real send of more than one batch (500); a one-click POST arrives while it runs."""
-    from conftest import RecordingHandler, start_smtp
+    from helpers import RecordingHandler, start_smtp
 
     count = 520
     listing = tmp_path / "list.csv"

@@ -10,12 +10,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 
 import pytest
 
-from conftest import add_subscribers, run_cli
+from helpers import add_subscribers, run_cli, wait_until
 from test_web import link, post, status_line, status_of
 
 
@@ -69,10 +68,14 @@ def test_serve_runs_until_sigterm(env: dict[str, str]) -> None:
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         ready = ""
-        deadline = time.monotonic() + 20  # bounds a failure only: it is ready in well under a second
-        while not ready.startswith("Serving ") and time.monotonic() < deadline:
+
+        def serving() -> bool:
+            nonlocal ready
             with contextlib.suppress(queue.Empty):
                 ready = lines.get(timeout=0.1)
+            return ready.startswith("Serving ")
+
+        wait_until(serving, "the 'Serving ...' line")
         assert ready.startswith("Serving one-click unsubscribe on http://127.0.0.1:"), ready
         port = int(ready.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
 
@@ -91,11 +94,9 @@ def test_serve_runs_until_sigterm(env: dict[str, str]) -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the port is free again once the process has gone
+
+    def port_closed() -> bool:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                break
-        time.sleep(0.05)
-    else:
-        pytest.fail("port still accepting connections after the process exited")
+            return probe.connect_ex(("127.0.0.1", port)) != 0
+
+    wait_until(port_closed, "the port to stop accepting connections after the process exited")
