@@ -241,7 +241,9 @@ def test_sigterm_mid_send_then_restart_delivers_each_subscriber_exactly_once(
         smtp.controller.stop()
 
     assert copies(smtp) == Counter(many)  # nobody twice: the stop finished and recorded the in-flight ones
-    assert "start-up: resuming unfinished digest 1" in second.log, second.log
+    # The second daemon finishes digest 1 from its start-up job: as a resume, or (when a
+    # scheduled slot passed meanwhile, as on a loaded machine) as the catch-up send.
+    assert re.search(r"start-up: (resuming unfinished digest 1|a scheduled send was missed)", second.log), second.log
 
 
 def test_second_daemon_and_manual_send_are_refused_while_the_first_keeps_working(

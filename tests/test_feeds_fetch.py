@@ -14,7 +14,8 @@ import pytest
 from sqlite_utils import Database
 
 from digest import __version__, pipeline, store
-from digest.fetch import FetchError, HttpFetcher
+from digest.errors import FetchError
+from digest.fetch import HttpFetcher
 from helpers import FIXTURES, FeedHost, FeedResource, free_port, settings_from
 
 WORDPRESS = (FIXTURES / "feeds" / "wordpress-rss2.xml").read_bytes()
