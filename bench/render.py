@@ -110,7 +110,9 @@ def main() -> None:
 def _stepwise(entries: list[StoredEntry], settings: Any) -> int:
     """The walking skeleton's approach: inline, shorten the oldest entry one step, repeat."""
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
-    layout = render._Layout(ordered, settings, render.template_environment(settings), Placeholders.new())
+    layout = render._Layout(
+        ordered, settings, render.template_environment(settings), Placeholders.new(), render.Issue("", None)
+    )
     forms = [layout.target] * len(ordered)
     runs = 0
     while True:

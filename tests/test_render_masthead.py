@@ -6,15 +6,17 @@ from datetime import UTC, datetime
 
 from lxml import html as lxml_html
 
-from conftest import FIXTURES, settings_from, stored_entries_from
 from digest import render
+from digest.models import Digest
+from helpers import FIXTURES, settings_from, stored_entries_from
 
 ISSUED = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)  # already the 22nd in Paris
 
 
-def _digest(feed: str, env: dict[str, str], **options: str) -> render.Digest:
+def _digest(feed: str, env: dict[str, str], archive_url: str | None = None) -> Digest:
     settings = settings_from({**env, "DIGEST_TIMEZONE": "Europe/Paris"})
-    return render.render_digest(stored_entries_from(FIXTURES / "render" / feed), settings, issued=ISSUED, **options)
+    entries = stored_entries_from(FIXTURES / "render" / feed)
+    return render.render_digest(entries, settings, issued=ISSUED, archive_url=archive_url)
 
 
 def test_the_masthead_shows_the_date_and_the_feeds_subtitle(env: dict[str, str]) -> None:

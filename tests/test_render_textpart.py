@@ -57,7 +57,7 @@ def test_code_comes_back_whole_without_wrap_markers() -> None:
 
 
 def test_every_line_of_every_fixture_text_part_is_wrapped(env: dict[str, str]) -> None:
-    from conftest import FIXTURES, settings_from, stored_entries_from
+    from helpers import FIXTURES, settings_from, stored_entries_from
 
     for feed in sorted((FIXTURES / "render").iterdir()):
         for mode in ("full", "excerpt"):
