@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +65,7 @@ def _configure_logging(settings: Settings, verbose: int, *, daemon: bool = False
 
 
 class DigestGroup(click.Group):
-    """Turns DigestError (and a failing database) into one clean line and the documented exit code."""
+    """Turns DigestError (a failing database included: DatabaseError) into one clean line and its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -74,13 +73,6 @@ class DigestGroup(click.Group):
         except DigestError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except sqlite3.Error as exc:
-            # A database that is locked past the busy timeout, full or damaged
-            # mid-command: a runtime failure to report, not a bug to trace.
-            from digest import store
-
-            click.echo(f"Error: database error: {exc} ({store.sqlite_hint(exc)})", err=True)
-            ctx.exit(1)
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,7 @@ The tree::
     ├── FeedError               a feed could not be fetched or is not a feed
     │   └── FetchError          the fetch failed; ``status`` is what feeds.last_status records
     ├── StoreError              the database is unusable (locked, corrupt, newer schema)
+    │   ├── DatabaseError       SQLite failed mid-command (busy, full, damaged): its own error, wrapped
     │   └── LockHeldError       another process holds the single-sender lock
     ├── RenderError             a template failed to render
     └── SendError               SMTP failed (connection, auth, policy)
@@ -76,6 +77,36 @@ class FetchError(FeedError):
 
 class StoreError(DigestError):
     """The SQLite database cannot be used."""
+
+
+class DatabaseError(StoreError):
+    """SQLite failed during a command; the store raises this in place of the driver's own error.
+
+    ``detail`` is SQLite's message; the hint says what to do by its cause, since
+    a damaged file is not fixed by running again.
+    """
+
+    def __init__(self, detail: str, *, path: object = None) -> None:
+        super().__init__(f"database error: {detail}", hint=database_hint(detail, path))
+        self.detail = detail
+
+
+def database_hint(detail: str, path: object = None) -> str:
+    """What to do about SQLite's error message ``detail`` (about the file at ``path``, when known)."""
+    text = detail.lower()
+    where = f" {path}" if path else ""
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (
+            f"the database file{where} is damaged; running again will not fix it: restore a backup, "
+            "or move the file aside to start afresh (subscribers are lost unless exported)"
+        )
+    if "full" in text:
+        return "the disk is full: free some space, then run it again (what was recorded is kept)"
+    if "locked" in text or "busy" in text:
+        return "another process is writing to the database; run it again when it has finished"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"check that the database{where} and its folder are writable by this user"
+    return "what was already recorded is kept; run it again"
 
 
 class LockHeldError(StoreError):

@@ -121,7 +121,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     if parsed.warning:
         log.warning("feed %s is ill-formed but readable: %s", url, parsed.warning)
         report.warning = parsed.warning
-    with db.atomic():
+    with store.transaction(db):
         # Entries and the validators that vouch for them commit together: a
         # crash between the two must not leave an ETag for unrecorded entries.
         recorded = store.record_entries(db, row["id"], parsed.entries, settings.first_run)
@@ -182,7 +182,8 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
     digest_id = store.create_digest(
         db, digest.subject, digest.html, digest.text, digest.entry_ids, digest.placeholder_nonce
     )
-    row = next(db.query("SELECT created FROM digests WHERE id = ?", [digest_id]))
+    row = store.digest_row(db, digest_id)
+    assert row is not None  # created just now, in this connection
     return DigestPlan(digest_id, digest.subject, digest.html, digest.text, entries, row["created"], False,
                       digest.notes, digest.placeholder_nonce)  # fmt: skip
 

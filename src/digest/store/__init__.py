@@ -26,7 +26,7 @@ from digest.store.bounces import (
     subscriber_by_email,
     subscriber_by_id,
 )
-from digest.store.connection import open_db, open_snapshot, opened, sqlite_hint, write_transaction
+from digest.store.connection import open_db, open_snapshot, opened, sqlite_hint, transaction, write_transaction
 from digest.store.deliveries import (
     RETRY_SPACING,
     count_undelivered,
@@ -52,6 +52,7 @@ from digest.store.subscribers import (
     RemoveResult,
     add_subscriber,
     column_widths,
+    count_subscribers,
     get_by_email,
     get_by_token,
     import_subscribers,
@@ -73,6 +74,7 @@ __all__ = [
     "add_subscriber",
     "apply_event",
     "column_widths",
+    "count_subscribers",
     "count_undelivered",
     "create_digest",
     "delivery_counts",
@@ -115,6 +117,7 @@ __all__ = [
     "subscriber_by_email",
     "subscriber_by_id",
     "to_text",
+    "transaction",
     "undelivered_subscribers",
     "unfinished_digests",
     "unsubscribe_token",

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from digest.store.connection import guarded
 from digest.store.times import from_text, to_text, utcnow
 
 
@@ -36,18 +37,22 @@ class AppliedBounce:
     duplicate: bool = False  # this message was recorded before: nothing done
 
 
+@guarded
 def subscriber_by_id(db: Database, subscriber_id: int) -> dict[str, Any] | None:
     return next(iter(db.query("SELECT * FROM subscribers WHERE id = ?", [subscriber_id])), None)
 
 
+@guarded
 def subscriber_by_email(db: Database, email: str) -> dict[str, Any] | None:
     return next(iter(db.query("SELECT * FROM subscribers WHERE email = ?", [email.lower()])), None)
 
 
+@guarded
 def digest_exists(db: Database, digest_id: int) -> bool:
     return db.execute("SELECT 1 FROM digests WHERE id = ?", [digest_id]).fetchone() is not None
 
 
+@guarded
 def apply_event(
     db: Database,
     subscriber: dict[str, Any],
@@ -103,6 +108,7 @@ def apply_event(
     return AppliedBounce(sid, subscriber["email"], kind, score, new_status, new_status != status)
 
 
+@guarded
 def list_bounces(db: Database, email: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     where, params = ("WHERE s.email = ?", [email.lower()]) if email else ("", [])
     return list(
@@ -116,6 +122,7 @@ def list_bounces(db: Database, email: str | None = None, limit: int = 200) -> li
     )
 
 
+@guarded
 def reactivate(db: Database, subscriber_id: int) -> None:
     db.execute(
         "UPDATE subscribers SET status = 'active', bounce_score = 0, unsubscribe_reason = NULL, updated = ? "
@@ -124,6 +131,7 @@ def reactivate(db: Database, subscriber_id: int) -> None:
     )
 
 
+@guarded
 def digest_rates(db: Database, limit: int = 5) -> list[dict[str, Any]]:
     """Per recent digest: messages sent, bounces and complaints traced to it."""
     return list(

@@ -1,22 +1,59 @@
 """Opening the database: a migrated connection, a snapshot for dry runs, write transactions.
 
 Connections run in autocommit mode; every multi-step change happens inside
-``db.atomic()`` or :func:`write_transaction`, so a crash leaves either all of
-a change or none of it.
+``db.atomic()``, :func:`transaction` or :func:`write_transaction`, so a crash
+leaves either all of a change or none of it. SQLite's own errors leave the
+store as DatabaseError (:func:`guarded`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
-from digest.errors import StoreError
+from digest.errors import DatabaseError, StoreError, database_hint
 from digest.store.schema import migrate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def guarded(func: Callable[P, R]) -> Callable[P, R]:
+    """``func`` raising DatabaseError where SQLite raised its own error.
+
+    Every public store function wears this, so callers catch the error tree
+    (errors.py) and never import sqlite3: the CLI prints one line, the web
+    app answers 503, the daemon logs and goes on.
+    """
+
+    @functools.wraps(func)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    return call
+
+
+def guarded_iter(func: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
+    """:func:`guarded` for a generator: errors while it is consumed are wrapped too."""
+
+    @functools.wraps(func)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        try:
+            yield from func(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    return call
 
 
 def _configure(conn: sqlite3.Connection, *pragmas: str) -> Database:
@@ -32,6 +69,7 @@ def _configure(conn: sqlite3.Connection, *pragmas: str) -> Database:
     return db
 
 
+@guarded
 def open_db(path: Path) -> Database:
     """Open (creating when absent) and migrate the database at ``path``."""
     try:
@@ -48,18 +86,17 @@ def open_db(path: Path) -> Database:
 
 def sqlite_hint(exc: sqlite3.Error, path: Path | None = None) -> str:
     """What to do about a SQLite error, by its cause (a damaged file is not fixed by running again)."""
-    text = str(exc).lower()
-    where = f" {path}" if path else ""
-    if "malformed" in text or "not a database" in text or "corrupt" in text:
-        return (f"the database file{where} is damaged; running again will not fix it: restore a backup, "
-                "or move the file aside to start afresh (subscribers are lost unless exported)")  # fmt: skip
-    if "full" in text:
-        return "the disk is full: free some space, then run it again (what was recorded is kept)"
-    if "locked" in text or "busy" in text:
-        return "another process is writing to the database; run it again when it has finished"
-    if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return f"check that the database{where} and its folder are writable by this user"
-    return "what was already recorded is kept; run it again"
+    return database_hint(str(exc), path)
+
+
+@contextlib.contextmanager
+def transaction(db: Database) -> Iterator[None]:
+    """Store calls made inside commit together or not at all (a savepoint when already in one)."""
+    try:
+        with db.atomic():
+            yield
+    except sqlite3.Error as exc:
+        raise DatabaseError(str(exc)) from exc
 
 
 @contextlib.contextmanager
@@ -93,6 +130,7 @@ def opened(path: Path, *, snapshot: bool = False) -> Iterator[Database]:
         db.close()
 
 
+@guarded
 def open_snapshot(path: Path) -> Database:
     """An in-memory copy of the database at ``path`` (empty when it does not exist).
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from digest.models import Subscriber
-from digest.store.connection import one_row
+from digest.store.connection import guarded, guarded_iter, one_row
 from digest.store.times import from_text, to_text, utcnow
 
 # An active subscriber still owed digest ``:digest``: no delivery row, or a
@@ -31,6 +31,7 @@ _DUE = """s.status = 'active' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d
 RETRY_SPACING = (60, 300, 900, 3600, 7200, 14400, 28800)
 
 
+@guarded_iter
 def undelivered_subscribers(
     db: Database, digest_id: int, batch: int = 500, *, now: datetime | None = None
 ) -> Iterator[Subscriber]:
@@ -60,6 +61,7 @@ def undelivered_subscribers(
         last_id = rows[-1]["id"]
 
 
+@guarded
 def count_undelivered(db: Database, digest_id: int, *, due_only: bool = False) -> int:
     """How many active subscribers are still owed ``digest_id`` (with ``due_only``: owed and due now)."""
     sql = f"SELECT COUNT(*) FROM subscribers s WHERE {_DUE if due_only else _OWED}"  # noqa: S608 - fixed text
@@ -67,6 +69,7 @@ def count_undelivered(db: Database, digest_id: int, *, due_only: bool = False) -
     return int(row[0])
 
 
+@guarded
 def next_retry(db: Database, digest_id: int | None = None) -> datetime | None:
     """When the earliest deferred delivery (of ``digest_id``, or of any unfinished digest) is due."""
     sql = """SELECT MIN(d.next_attempt) FROM deliveries d JOIN digests g ON g.id = d.digest_id
@@ -78,6 +81,7 @@ def next_retry(db: Database, digest_id: int | None = None) -> datetime | None:
     return from_text(db.execute(sql, params).fetchone()[0])
 
 
+@guarded
 def record_delivery(
     db: Database,
     digest_id: int,
@@ -149,6 +153,7 @@ def _span(delta: timedelta) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours" if hours >= 1 else "under an hour"
 
 
+@guarded
 def delivery_counts(db: Database, digest_id: int) -> dict[str, int]:
     counts = {"sent": 0, "failed": 0, "deferred": 0}
     for row in db.query(
@@ -158,6 +163,7 @@ def delivery_counts(db: Database, digest_id: int) -> dict[str, int]:
     return counts
 
 
+@guarded
 def failed_deliveries(db: Database, digest_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """Failed and deferred deliveries of a digest with the server's last reply."""
     return list(

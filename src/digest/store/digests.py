@@ -9,10 +9,11 @@ from typing import Any
 from sqlite_utils import Database
 
 from digest.errors import StoreError
-from digest.store.connection import one_row
+from digest.store.connection import guarded, one_row
 from digest.store.times import from_text, to_text, utcnow
 
 
+@guarded
 def create_digest(
     db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int], placeholder_nonce: str = ""
 ) -> int:
@@ -39,6 +40,7 @@ def create_digest(
     return digest_id
 
 
+@guarded
 def digest_row(db: Database, digest_id: int | None = None) -> dict[str, Any] | None:
     """Digest ``digest_id``, or the latest one that has started going out; None when there is none."""
     if digest_id is not None:
@@ -46,11 +48,13 @@ def digest_row(db: Database, digest_id: int | None = None) -> dict[str, Any] | N
     return one_row(db, "SELECT * FROM digests WHERE status IN ('sending', 'sent') ORDER BY id DESC LIMIT 1", [])
 
 
+@guarded
 def unfinished_digests(db: Database) -> list[dict[str, Any]]:
     """Digests created but not completely sent, oldest first."""
     return list(db.query("SELECT * FROM digests WHERE status IN ('pending', 'sending') ORDER BY id"))
 
 
+@guarded
 def set_digest_status(db: Database, digest_id: int, status: str) -> None:
     now = to_text(utcnow())
     if status == "sending":
@@ -64,12 +68,14 @@ def set_digest_status(db: Database, digest_id: int, status: str) -> None:
         db.execute("UPDATE digests SET status = ? WHERE id = ?", [status, digest_id])
 
 
+@guarded
 def last_digest_activity(db: Database) -> list[datetime]:
     """When the latest digest was created and when the latest one finished (those known)."""
     row = db.execute("SELECT MAX(created), MAX(finished_at) FROM digests").fetchone()
     return [moment for moment in map(from_text, row) if moment is not None]
 
 
+@guarded
 def recent_digests(db: Database, limit: int) -> list[dict[str, Any]]:
     """The latest digests, newest first, with their delivery counts by status."""
     return list(

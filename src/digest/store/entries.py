@@ -18,7 +18,7 @@ from sqlite_utils import Database
 from digest.config import FirstRunPolicy
 from digest.errors import StoreError
 from digest.models import Enclosure, Entry, StoredEntry
-from digest.store.connection import one_row
+from digest.store.connection import guarded, one_row
 from digest.store.times import from_text, to_text, utcnow
 
 log = logging.getLogger("digest.store")  # one name for the whole store, as in its log lines before the split
@@ -39,6 +39,7 @@ class Recorded:
 _REFRESHED = ("title", "link", "author", "published", "updated", "summary_html", "content_html", "tags", "enclosures")
 
 
+@guarded
 def record_entries(
     db: Database, feed_id: int, entries: Iterable[Entry], policy: FirstRunPolicy, now: datetime | None = None
 ) -> Recorded:
@@ -222,6 +223,7 @@ def _stored_entry(row: dict[str, Any]) -> StoredEntry:
     )
 
 
+@guarded
 def pending_entries(db: Database, limit: int | None = None) -> list[StoredEntry]:
     """Entries waiting for a digest, oldest first so none is starved by a cap."""
     sql = (
@@ -237,6 +239,7 @@ def pending_entries(db: Database, limit: int | None = None) -> list[StoredEntry]
     return [_stored_entry(row) for row in db.query(sql, params)]
 
 
+@guarded
 def entries_by_id(db: Database, ids: Iterable[int]) -> list[StoredEntry]:
     """The given entries, newest first (how `digest check` lists what is new)."""
     wanted = list(ids)
@@ -248,11 +251,13 @@ def entries_by_id(db: Database, ids: Iterable[int]) -> list[StoredEntry]:
     return [_stored_entry(row) for row in db.query(sql, wanted)]
 
 
+@guarded
 def pending_count(db: Database) -> int:
     row = db.execute("SELECT COUNT(*) FROM entries WHERE status = 'pending' AND digest_id IS NULL").fetchone()
     return int(row[0])
 
 
+@guarded
 def digest_entries(db: Database, digest_id: int) -> list[StoredEntry]:
     sql = _ENTRY_SELECT + " WHERE entries.digest_id = ? ORDER BY entries.id"
     return [_stored_entry(row) for row in db.query(sql, [digest_id])]

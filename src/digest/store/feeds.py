@@ -9,12 +9,13 @@ from typing import Any
 from sqlite_utils import Database
 
 from digest.errors import InputError
-from digest.store.connection import one_row
+from digest.store.connection import guarded, one_row
 from digest.store.times import from_text
 
 log = logging.getLogger("digest.store")  # one name for the whole store, as in its log lines before the split
 
 
+@guarded
 def feed_row(db: Database, url: str) -> dict[str, Any]:
     """The feed row for the configured ``url``, created on first sight.
 
@@ -42,6 +43,7 @@ def feed_row(db: Database, url: str) -> dict[str, Any]:
     return row
 
 
+@guarded
 def update_feed(db: Database, feed_id: int, **fields: Any) -> None:
     if not fields:
         return
@@ -49,6 +51,7 @@ def update_feed(db: Database, feed_id: int, **fields: Any) -> None:
     db.execute(f"UPDATE feeds SET {assignments} WHERE id = ?", [*fields.values(), feed_id])  # noqa: S608
 
 
+@guarded
 def feed_rows(db: Database) -> list[dict[str, Any]]:
     """Every feed with its pending-entry count, for `digest status`."""
     return list(
@@ -60,6 +63,7 @@ def feed_rows(db: Database) -> list[dict[str, Any]]:
     )
 
 
+@guarded
 def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[str, Any]]:
     """Every feed with its entry counts (all, pending, sent in a digest), for `digest feeds list`."""
     where = "" if include_removed else "WHERE status != 'removed'"
@@ -75,6 +79,7 @@ def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[
     )
 
 
+@guarded
 def remove_feed(db: Database, url: str) -> tuple[str, int]:
     """Forget the feed named ``url``: ``("deleted" | "removed", pending entries dropped)``.
 
@@ -99,6 +104,7 @@ def remove_feed(db: Database, url: str) -> tuple[str, int]:
         return "removed", dropped
 
 
+@guarded
 def move_feed(db: Database, old: str, new: str) -> None:
     """Name the feed ``old`` by ``new`` from now on, keeping its entries (so no first run happens).
 
@@ -127,5 +133,6 @@ def move_feed(db: Database, old: str, new: str) -> None:
         )
 
 
+@guarded
 def last_feed_check(db: Database) -> datetime | None:
     return from_text(db.execute("SELECT MAX(last_checked) FROM feeds").fetchone()[0])

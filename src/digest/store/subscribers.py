@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from digest.errors import InputError, StoreError
 from digest.models import EXPORT_FIELDS, STATUSES, NewSubscriber, StatusChange, Subscriber
-from digest.store.connection import write_transaction
+from digest.store.connection import guarded, guarded_iter, write_transaction
 from digest.store.times import to_text, utcnow
 from digest.subscribers import clean_name, new_token, normalise_email
 
@@ -27,16 +27,19 @@ class AddResult:
     outcome: str  # added | already-active | resubscribed
 
 
+@guarded
 def get_by_email(db: Database, email: str) -> Subscriber | None:
     rows = list(db.query("SELECT id, email, name, status, token FROM subscribers WHERE email = ?", [email]))
     return Subscriber(**rows[0]) if rows else None
 
 
+@guarded
 def get_by_token(db: Database, token: str) -> Subscriber | None:
     rows = list(db.query("SELECT id, email, name, status, token FROM subscribers WHERE token = ?", [token]))
     return Subscriber(**rows[0]) if rows else None
 
 
+@guarded
 def add_subscriber(
     db: Database,
     address: str,
@@ -76,6 +79,7 @@ def add_subscriber(
         return AddResult(again, "resubscribed")
 
 
+@guarded
 def set_subscriber_status(db: Database, subscriber_id: int, status: str) -> None:
     db.execute(
         "UPDATE subscribers SET status = ?, updated = ? WHERE id = ?", [status, to_text(utcnow()), subscriber_id]
@@ -89,6 +93,7 @@ class RemoveResult:
     deliveries_deleted: int = 0
 
 
+@guarded
 def remove_subscriber(db: Database, address: str, *, purge: bool = False) -> RemoveResult:
     """Mark unsubscribed (kept for the record), or with ``purge`` delete the row and its send log."""
     email = normalise_email(address)
@@ -106,6 +111,7 @@ def remove_subscriber(db: Database, address: str, *, purge: bool = False) -> Rem
     return RemoveResult(existing, "unsubscribed")
 
 
+@guarded
 def unsubscribe_token(db: Database, token: str) -> Subscriber | None:
     """One-click unsubscribe: the subscriber for ``token`` marked unsubscribed, or None.
 
@@ -121,6 +127,7 @@ def unsubscribe_token(db: Database, token: str) -> Subscriber | None:
     return subscriber
 
 
+@guarded_iter
 def iter_subscribers(db: Database, status: str = "all") -> Iterator[dict[str, Any]]:
     """Rows for listing and export, streamed in id order."""
     where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
@@ -130,6 +137,7 @@ def iter_subscribers(db: Database, status: str = "all") -> Iterator[dict[str, An
     )
 
 
+@guarded
 def column_widths(db: Database, status: str = "all") -> dict[str, int]:
     """Longest email and name among the rows ``iter_subscribers`` yields, for aligned tables."""
     where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
@@ -140,6 +148,7 @@ def column_widths(db: Database, status: str = "all") -> dict[str, int]:
     return {"email": int(row[0] or 0), "name": int(row[1] or 0)}
 
 
+@guarded
 def status_counts(db: Database) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     for row in db.query("SELECT status, COUNT(*) AS n FROM subscribers GROUP BY status"):
@@ -162,6 +171,7 @@ def _existing_statuses(db: Database, emails: list[str]) -> dict[str, str]:
     return found
 
 
+@guarded
 def import_subscribers(db: Database, emails: list[str], plan: ImportPlan, *, path: Path, dry_run: bool = False) -> None:
     """Write an import of ``path`` in ONE transaction; with ``dry_run`` only plan it.
 
@@ -200,3 +210,9 @@ def import_subscribers(db: Database, emails: list[str], plan: ImportPlan, *, pat
                 plan_and_write()
     except sqlite3.OperationalError as exc:
         raise StoreError(f"import of {path} failed, nothing was imported: {exc}") from None
+
+
+@guarded
+def count_subscribers(db: Database) -> int:
+    """How many subscriber rows there are, whatever their status (a read that fails on an unusable database)."""
+    return int(db.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0])

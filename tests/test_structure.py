@@ -1,0 +1,38 @@
+"""The code's shape: which concern lives where (checked by reading the source files)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "digest"
+STORE = PACKAGE / "store"
+
+# What only the store may say: SQL statements, and the driver it speaks them through.
+_SQL = re.compile(r"sqlite3|INSERT |UPDATE |SELECT |DELETE FROM|BEGIN")
+
+
+def _sources(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def test_only_the_store_speaks_sql() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+        for path in _sources(PACKAGE)
+        if STORE not in path.parents
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if _SQL.search(line)
+    ]
+    assert found == [], "SQL or sqlite3 outside src/digest/store/:\n" + "\n".join(found)
+
+
+def test_the_check_sees_sql_where_it_is() -> None:
+    # The pattern is not vacuous: the store itself matches it.
+    assert any(_SQL.search(path.read_text(encoding="utf-8")) for path in _sources(STORE))
+
+
+def test_every_store_module_is_at_most_400_lines() -> None:
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in _sources(STORE)}
+    assert len(sizes) > 1
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
