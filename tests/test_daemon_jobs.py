@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from digest import store
+from digest.daemon import Daemon, build_scheduler, send_trigger
+from digest.daemon_watch import LAST_SEND_OUTCOME, LAST_SEND_RUN
 from digest.lock import sender_lock
 from digest.mailer import SmtpTransport
 from digest.schedule import next_fire_time
-from digest.scheduler import LAST_SEND_OUTCOME, LAST_SEND_RUN, Daemon, build_scheduler, send_trigger
 from helpers import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli, settings_from
 
 SUBSCRIBERS = ["ada@example.com", "grace@example.net", "linus@example.org"]

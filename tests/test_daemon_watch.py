@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from digest import daemon_watch, pipeline, store
+from digest.daemon import Daemon
 from digest.lock import sender_lock
-from digest.scheduler import Daemon
 from helpers import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, running_smtp, settings_from
 
 

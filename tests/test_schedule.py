@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from digest import store
-from digest.schedule import next_fire_time, parse_schedule
-from digest.scheduler import LAST_SEND_RUN, last_send_reference, should_catch_up
+from digest.daemon_watch import LAST_SEND_RUN, last_send_reference
+from digest.schedule import next_fire_time, parse_schedule, should_catch_up
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # a Saturday
 

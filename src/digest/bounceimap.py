@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 def _connect(settings: Settings) -> imaplib.IMAP4:
     host, port = settings.bounce_imap_host, settings.bounce_imap_port
     assert host is not None
-    context = ssl.create_default_context(cafile=str(settings.bounce_imap_ca_file) if settings.bounce_imap_ca_file
-                                         else None)  # fmt: skip
+    context = ssl.create_default_context(
+        cafile=str(settings.bounce_imap_ca_file) if settings.bounce_imap_ca_file else None
+    )
     if settings.bounce_imap_security == "ssl":
         return imaplib.IMAP4_SSL(host, port, ssl_context=context, timeout=30)
     client = imaplib.IMAP4(host, port, timeout=30)

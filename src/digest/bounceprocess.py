@@ -53,8 +53,9 @@ class ProcessReport:
 
 
 def policy_from(settings: Settings) -> BouncePolicy:
-    return BouncePolicy(settings.bounce_threshold, settings.bounce_hard == "immediate",
-                  timedelta(seconds=settings.bounce_reset))  # fmt: skip
+    return BouncePolicy(
+        settings.bounce_threshold, settings.bounce_hard == "immediate", timedelta(seconds=settings.bounce_reset)
+    )
 
 
 def record(
@@ -85,11 +86,19 @@ def record(
             continue
         outcome.changes.append(
             store.apply_event(
-                db, subscriber, kind=failure.kind, digest_id=digest_id, status_code=failure.status_code,
-                diagnostic=failure.diagnostic, source=source.split(":", 1)[0], message_key=found.key,
-                policy=policy, when=found.received, dry_run=dry_run,
+                db,
+                subscriber,
+                kind=failure.kind,
+                digest_id=digest_id,
+                status_code=failure.status_code,
+                diagnostic=failure.diagnostic,
+                source=source.split(":", 1)[0],
+                message_key=found.key,
+                policy=policy,
+                when=found.received,
+                dry_run=dry_run,
             )
-        )  # fmt: skip
+        )
     if not outcome.changes:
         outcome.verdict = "unrecognised"  # about nobody on this list: not ours to move
     return outcome
@@ -115,8 +124,11 @@ def process_maildir(db: Database, settings: Settings, path: Path, *, dry_run: bo
         outcome = process_bytes(db, settings, data, f"maildir:{key}", dry_run=dry_run)
         report.outcomes.append(outcome)
         if outcome.verdict != "unrecognised" and not dry_run:
-            target = box.add_folder(PROCESSED_FOLDER) if PROCESSED_FOLDER not in box.list_folders() \
-                else box.get_folder(PROCESSED_FOLDER)  # fmt: skip
+            target = (
+                box.add_folder(PROCESSED_FOLDER)
+                if PROCESSED_FOLDER not in box.list_folders()
+                else box.get_folder(PROCESSED_FOLDER)
+            )
             message = box.get_message(key)
             target.add(message)
             box.remove(key)
@@ -149,9 +161,16 @@ def record_smtp_refusal(db: Database, settings: Settings, subscriber_id: int, di
         return False
     code = status_in(reply + " ")
     applied = store.apply_event(
-        db, subscriber, kind=kind_of(code, reply), digest_id=digest_id, status_code=code,
-        diagnostic=reply[:300], source="smtp", message_key=None, policy=policy_from(settings),
-    )  # fmt: skip
+        db,
+        subscriber,
+        kind=kind_of(code, reply),
+        digest_id=digest_id,
+        status_code=code,
+        diagnostic=reply[:300],
+        source="smtp",
+        message_key=None,
+        policy=policy_from(settings),
+    )
     return applied.changed and applied.status == "bounced"
 
 
@@ -168,10 +187,15 @@ def rate_lines(db: Database, limit: int = 5) -> list[str]:
         if not row["sent"]:
             continue
         bounce, complaint = row["bounces"] / row["sent"], row["complaints"] / row["sent"]
-        line = (f"  #{row['id']}: {row['bounces']} hard bounce(s) {bounce:.1%} (limit {BOUNCE_LIMIT:.0%}), "
-                f"{row['complaints']} complaint(s) {complaint:.2%} (limit {COMPLAINT_LIMIT:.1%})")  # fmt: skip
-        warnings = [name for name, rate, cap in (("bounce", bounce, BOUNCE_LIMIT),
-                                                 ("complaint", complaint, COMPLAINT_LIMIT)) if rate > cap]  # fmt: skip
+        line = (
+            f"  #{row['id']}: {row['bounces']} hard bounce(s) {bounce:.1%} (limit {BOUNCE_LIMIT:.0%}), "
+            f"{row['complaints']} complaint(s) {complaint:.2%} (limit {COMPLAINT_LIMIT:.1%})"
+        )
+        warnings = [
+            name
+            for name, rate, cap in (("bounce", bounce, BOUNCE_LIMIT), ("complaint", complaint, COMPLAINT_LIMIT))
+            if rate > cap
+        ]
         if warnings:
             line += f"  WARNING: {' and '.join(warnings)} rate over the Gmail/Yahoo limit"
         lines.append(line)

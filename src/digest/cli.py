@@ -133,8 +133,10 @@ def _feed_lines(report: pipeline.FeedReport, settings: Settings) -> list[str]:
         lines = [f"{name}: not modified"]
     elif report.first_run and report.skipped:
         older = f"{report.skipped} older entr{'y' if report.skipped == 1 else 'ies'}"
-        lines = [f"{name}: first check: {count}; {older} marked seen, never to be sent"
-                 f" (DIGEST_FIRST_RUN={settings.first_run})"]  # fmt: skip
+        lines = [
+            f"{name}: first check: {count}; {older} marked seen, never to be sent"
+            f" (DIGEST_FIRST_RUN={settings.first_run})"
+        ]
     else:
         lines = [f"{name}: {count}"]
     if report.elsewhere:
@@ -164,12 +166,17 @@ def _feed_json(report: pipeline.FeedReport) -> dict[str, Any]:
         "skipped": report.skipped,
         "elsewhere": report.elsewhere,
         "new": [
-            {"title": e.title, "link": e.link, "published": e.published.isoformat() if e.published else None,
-             "first_seen": e.first_seen.isoformat(), "author": e.author,
-             "enclosures": [{"url": m.url, "type": m.type, "length": m.length} for m in e.enclosures]}
+            {
+                "title": e.title,
+                "link": e.link,
+                "published": e.published.isoformat() if e.published else None,
+                "first_seen": e.first_seen.isoformat(),
+                "author": e.author,
+                "enclosures": [{"url": m.url, "type": m.type, "length": m.length} for m in e.enclosures],
+            }
             for e in report.new
         ],
-    }  # fmt: skip
+    }
 
 
 @cli.command(short_help="Check the feeds and send what is due to every subscriber.")
@@ -278,18 +285,34 @@ def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json
         raise DigestError(f"test send to {to_email} failed: {result.error}")
     placeholder = not (settings.public_url and settings.secret)
     if as_json:
-        click.echo(json.dumps({"test_send": {"to": result.recipient.email, "digest": plan.id if plan.resumed else None,
-                                             "subject": plan.subject, "entries": len(plan.entries),
-                                             "placeholder_unsubscribe": placeholder}}, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "test_send": {
+                        "to": result.recipient.email,
+                        "digest": plan.id if plan.resumed else None,
+                        "subject": plan.subject,
+                        "entries": len(plan.entries),
+                        "placeholder_unsubscribe": placeholder,
+                    }
+                },
+                indent=2,
+            )
+        )
         return
     which = f"digest {plan.id} again" if plan.resent else "digest"
-    click.echo(f"Sent {which} {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
-               "nothing was recorded.")  # fmt: skip
+    click.echo(
+        f"Sent {which} {plan.subject!r} ({len(plan.entries)} entries) to {result.recipient.email} only; "
+        "nothing was recorded."
+    )
     if placeholder:
-        missing = " and ".join(k for k, v in (("DIGEST_PUBLIC_URL", settings.public_url),
-                                              ("DIGEST_SECRET", settings.secret)) if not v)  # fmt: skip
-        click.echo(f"Note: its unsubscribe link is a placeholder that works for nobody ({missing} not set); "
-                   "a real send is refused until it is set.")  # fmt: skip
+        missing = " and ".join(
+            k for k, v in (("DIGEST_PUBLIC_URL", settings.public_url), ("DIGEST_SECRET", settings.secret)) if not v
+        )
+        click.echo(
+            f"Note: its unsubscribe link is a placeholder that works for nobody ({missing} not set); "
+            "a real send is refused until it is set."
+        )
 
 
 def _echo_feed_notes(feeds: list[pipeline.FeedReport], settings: Settings, *, dry_run: bool = False) -> None:
@@ -297,13 +320,17 @@ def _echo_feed_notes(feeds: list[pipeline.FeedReport], settings: Settings, *, dr
         if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
         if feed.elsewhere:
-            click.echo(f"Note: {feed.title or feed.url}: {_posts(feed.elsewhere)} already known under another "
-                       "feed address: not sent again")  # fmt: skip
+            click.echo(
+                f"Note: {feed.title or feed.url}: {_posts(feed.elsewhere)} already known under another "
+                "feed address: not sent again"
+            )
         if not feed.failed and feed.first_run and feed.skipped:
             posts = "1 older post" if feed.skipped == 1 else f"{feed.skipped} older posts"
             verb = "would be" if dry_run else ("was" if feed.skipped == 1 else "were")
-            click.echo(f"Note: {feed.title or feed.url}: first check: {posts} {verb} marked as already sent; "
-                       f"DIGEST_FIRST_RUN={settings.first_run}")  # fmt: skip
+            click.echo(
+                f"Note: {feed.title or feed.url}: first check: {posts} {verb} marked as already sent; "
+                f"DIGEST_FIRST_RUN={settings.first_run}"
+            )
 
 
 def _posts(count: int) -> str:
@@ -313,15 +340,19 @@ def _posts(count: int) -> str:
 def _send_report_lines(r: pipeline.SendReport, interrupted: str = "") -> list[str]:
     verb = "Resumed" if r.resumed else "Sent"
     tally = f"{r.sent} sent, {r.failed} failed, {r.deferred} deferred"
-    lines = [f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {tally}, "
-             f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s{interrupted}"]  # fmt: skip
+    lines = [
+        f"{verb} digest {r.digest_id} {r.subject!r} ({r.entries} entries): {tally}, "
+        f"{r.skipped} skipped (had it already); {r.elapsed:.1f}s, {r.rate:.1f} msg/s{interrupted}"
+    ]
     if r.bounced:
         lines.append(f"  {r.bounced} subscriber(s) marked bounced (permanent 5xx)")
     if not r.finished:
         reason = f"{r.deferred} deferred after temporary failures" if r.deferred else "stopped early"
         when = f" from {r.next_retry.isoformat(timespec='minutes')}" if r.next_retry else ""
-        lines.append(f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
-                     f"`digest send` or the daemon retries them only{when}.")  # fmt: skip
+        lines.append(
+            f"  {r.remaining} subscriber(s) still owed this digest ({reason}); "
+            f"`digest send` or the daemon retries them only{when}."
+        )
     return lines
 
 
@@ -330,13 +361,24 @@ def _send_json(outcome: pipeline.SendOutcome, code: int) -> dict[str, Any]:
         "exit_code": code,
         "feeds": [_feed_json(r) for r in outcome.feeds],
         "digests": [
-            {"id": r.digest_id, "subject": r.subject, "entries": r.entries, "resumed": r.resumed,
-             "sent": r.sent, "failed": r.failed, "deferred": r.deferred, "bounced": r.bounced,
-             "skipped": r.skipped, "remaining": r.remaining, "finished": r.finished,
-             "elapsed": round(r.elapsed, 3), "errors": r.errors}
+            {
+                "id": r.digest_id,
+                "subject": r.subject,
+                "entries": r.entries,
+                "resumed": r.resumed,
+                "sent": r.sent,
+                "failed": r.failed,
+                "deferred": r.deferred,
+                "bounced": r.bounced,
+                "skipped": r.skipped,
+                "remaining": r.remaining,
+                "finished": r.finished,
+                "elapsed": round(r.elapsed, 3),
+                "errors": r.errors,
+            }
             for r in outcome.digests
         ],
-    }  # fmt: skip
+    }
 
 
 def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_json: bool = False) -> int:
@@ -351,18 +393,28 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_jso
     code = exitcodes.FAILURE if any(feed.failed for feed in result.feeds) else exitcodes.OK
     if as_json:
         plan = result.plan
-        click.echo(json.dumps({
-            "exit_code": code,
-            "dry_run": True,
-            "feeds": [_feed_json(r) for r in result.feeds],
-            "digest": None if plan is None else {
-                "resumes": plan.id if plan.resumed else None, "subject": plan.subject,
-                "entries": [e.title for e in sorted(plan.entries, key=lambda e: e.sort_time, reverse=True)],
-                "notes": list(plan.notes), "recipients": result.recipients,
-                "html_bytes": len(plan.html.encode("utf-8")), "later": result.later,
-                "files": {kind: str(path) for kind, path in result.files.items()},
-            },
-        }, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "exit_code": code,
+                    "dry_run": True,
+                    "feeds": [_feed_json(r) for r in result.feeds],
+                    "digest": None
+                    if plan is None
+                    else {
+                        "resumes": plan.id if plan.resumed else None,
+                        "subject": plan.subject,
+                        "entries": [e.title for e in sorted(plan.entries, key=lambda e: e.sort_time, reverse=True)],
+                        "notes": list(plan.notes),
+                        "recipients": result.recipients,
+                        "html_bytes": len(plan.html.encode("utf-8")),
+                        "later": result.later,
+                        "files": {kind: str(path) for kind, path in result.files.items()},
+                    },
+                },
+                indent=2,
+            )
+        )
         return code
     _echo_feed_notes(result.feeds, settings, dry_run=True)
     if result.plan is None:
@@ -399,29 +451,12 @@ def run(app: App) -> None:
     Holds the database's sender lock while it runs, so `digest send` (or a
     second `digest run`) on the same database is refused meanwhile.
     """
-    from digest import scheduler
+    from digest import daemon
     from digest.config import load_settings
 
     settings = app.settings
     _configure_logging(settings, app.verbose, daemon=True)
-    scheduler.run_daemon(settings, reload=lambda: load_settings(app.env_file).with_db(app.db_path))
-
-
-def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
-    name = feed["title"] or feed["url"]
-    if feed["status"] == "gone":
-        head = f"  {name}: GONE (HTTP 410 at {feed['last_checked']}): no longer fetched; remove it from DIGEST_FEED_URL"
-    else:
-        head = (f"  {name}: last checked {feed['last_checked'] or 'never'} ({feed['last_status'] or '-'}),"
-                f" {feed['pending']} pending")  # fmt: skip
-    lines = [head, f"    {feed['url']}"]
-    if feed["fetch_url"]:
-        lines.append(f"    moved permanently: fetched from {feed['fetch_url']} (update DIGEST_FEED_URL)")
-    if feed["last_error"] and feed["status"] != "gone":
-        lines.append(f"    last error: {feed['last_error']}")
-    if settings.feed_urls and feed["url"] not in settings.feed_urls:
-        lines.append("    (no longer in DIGEST_FEED_URL)")
-    return lines
+    daemon.run_daemon(settings, reload=lambda: load_settings(app.env_file).with_db(app.db_path))
 
 
 @cli.command()
@@ -429,56 +464,14 @@ def _status_feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
 @pass_app
 def status(app: App, as_json: bool) -> None:
     """Show feeds, pending entries, subscribers and recent digests."""
-    from digest import bounceprocess, pipeline, scheduler, store
+    from digest.status import build_status
 
-    settings = app.settings
-    if not settings.db_path.exists():
-        if as_json:
-            click.echo(json.dumps({"database": str(settings.db_path), "exists": False}, indent=2))
-            return
-        click.echo(f"No database yet at {settings.db_path}: run `digest check` or `digest send` first.")
-        return
-    with store.opened(settings.db_path) as db:
-        feeds = store.feed_rows(db)
-        pending = store.pending_count(db)
-        schedule_lines = scheduler.schedule_status(settings, db, store.utcnow())
-        counts = store.status_counts(db)
-        rate_lines = bounceprocess.rate_lines(db)
-        rows = pipeline.summary_rows(db)
+    report = build_status(app.settings)
     if as_json:
-        click.echo(json.dumps({
-            "database": str(settings.db_path), "exists": True, "feeds": feeds, "pending_entries": pending,
-            "daemon": {"holder": scheduler.daemon_holder(settings.db_path), "schedule": settings.schedule,
-                       "timezone": settings.timezone, "check_interval_seconds": settings.check_interval,
-                       "lines": schedule_lines},
-            "subscribers": counts, "digests": rows, "bounce_rates": rate_lines,
-        }, indent=2, default=str))  # fmt: skip
+        click.echo(json.dumps(report.as_json(), indent=2, default=str))
         return
-    click.echo(f"Database: {settings.db_path}")
-    click.echo("Feeds:")
-    for feed in feeds:
-        for line in _status_feed_lines(feed, settings):
-            click.echo(line)
-    click.echo(f"Pending entries: {pending}")
-    for line in schedule_lines:
+    for line in report.lines():
         click.echo(line)
-    click.echo("Subscribers: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    for line in rate_lines:
-        click.echo(line)
-    click.echo("Recent digests:")
-    if not rows:
-        click.echo("  none yet")
-    for row in rows:
-        tally = f"{row['sent']} sent, {row['failed']} failed, {row['deferred']} deferred"
-        if row["status"] in ("pending", "sending"):
-            tally += f", {row['pending']} pending"
-        click.echo(f"  #{row['id']} {row['created']} {row['status']}: {row['subject']!r} "
-                   f"({row['entry_count']} entries; {tally})")  # fmt: skip
-        for failure in row["failures"]:
-            click.echo(f"      {failure['status']}: {failure['email']} after {failure['attempts']} "
-                       f"attempt(s): {failure['last_error'] or 'no reply'}")  # fmt: skip
-        if len(row["failures"]) < row["failed"] + row["deferred"]:
-            click.echo(f"      ... {row['failed'] + row['deferred'] - len(row['failures'])} more")
 
 
 cli.add_command(subscribers_group)

@@ -103,8 +103,10 @@ def list_bounces(ctx: click.Context, email: str | None) -> None:
         rows = store.list_bounces(db, address)
     for row in rows:
         code = row["status_code"] or "-"
-        click.echo(f"{row['received']}  {row['email']}  {row['kind']}  {code}  digest {row['digest_id'] or '-'}"
-                   f"  {row['source']}  {row['diagnostic'][:100]}")  # fmt: skip
+        click.echo(
+            f"{row['received']}  {row['email']}  {row['kind']}  {code}  digest {row['digest_id'] or '-'}"
+            f"  {row['source']}  {row['diagnostic'][:100]}"
+        )
     if not rows:
         click.echo("No bounces recorded.")
 

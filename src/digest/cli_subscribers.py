@@ -89,10 +89,19 @@ def remove(ctx: click.Context, email: str, purge: bool) -> None:
 
 
 @subscribers_group.command("list")
-@click.option("--status", type=click.Choice([*STATUSES, "all"]), default="active", show_default=True,
-              help="Which subscribers to list.")  # fmt: skip
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
-              help="Output format. Default: table on a terminal, csv otherwise.")  # fmt: skip
+@click.option(
+    "--status",
+    type=click.Choice([*STATUSES, "all"]),
+    default="active",
+    show_default=True,
+    help="Which subscribers to list.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    help="Output format. Default: table on a terminal, csv otherwise.",
+)
 @click.pass_context
 def list_(ctx: click.Context, status: str, output_format: str | None) -> None:
     """List subscribers (streamed in the order they were added)."""
@@ -152,8 +161,12 @@ def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> N
 @subscribers_group.command("import", short_help="Import subscribers from a CSV export.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the file and show what would happen; change nothing.")
-@click.option("--encoding", default="utf-8", show_default=True,
-              help="Text encoding of FILE (a BOM is honoured; e.g. cp1252 for old Excel files).")  # fmt: skip
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Text encoding of FILE (a BOM is honoured; e.g. cp1252 for old Excel files).",
+)
 @click.option("--strict", is_flag=True, help="Import nothing (exit 2) if any row is invalid.")
 @click.pass_context
 def import_(ctx: click.Context, file: Path, dry_run: bool, encoding: str, strict: bool) -> None:
@@ -218,8 +231,13 @@ def _print_report(report: ImportReport) -> None:
 
 @subscribers_group.command("export", short_help="Export subscribers as CSV.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--status", type=click.Choice([*STATUSES, "all"]), default="all", show_default=True,
-              help="Which subscribers to export.")  # fmt: skip
+@click.option(
+    "--status",
+    type=click.Choice([*STATUSES, "all"]),
+    default="all",
+    show_default=True,
+    help="Which subscribers to export.",
+)
 @click.pass_context
 def export(ctx: click.Context, file: Path | None, status: str) -> None:
     """Export subscribers as CSV (to FILE, or stdout): email, name, status, created, updated, source.

@@ -33,11 +33,20 @@ HEARTBEAT = "daemon.heartbeat"  # ISO time of the daemon's last sign of life
 HEARTBEAT_SECONDS = 60
 # No heartbeat for this long while a schedule is configured: status says so.
 SILENT_AFTER = 3 * HEARTBEAT_SECONDS
+# A scheduled send that found nothing new creates no digest row, yet it did
+# happen and must not be "caught up": these record each scheduled send run.
+LAST_SEND_RUN = "daemon.last_send_run"
+LAST_SEND_OUTCOME = "daemon.last_send_outcome"
 
 
 def record_start(db: Database, settings: Settings, now: datetime) -> None:
-    info = {"pid": os.getpid(), "schedule": settings.schedule, "timezone": settings.timezone,
-            "check_interval": settings.check_interval, "started": store.to_text(now)}  # fmt: skip
+    info = {
+        "pid": os.getpid(),
+        "schedule": settings.schedule,
+        "timezone": settings.timezone,
+        "check_interval": settings.check_interval,
+        "started": store.to_text(now),
+    }
     store.set_state(db, DAEMON_INFO, json.dumps(info))
     heartbeat(db, now)
 
@@ -54,6 +63,15 @@ def recorded(db: Database) -> tuple[dict[str, object] | None, datetime | None]:
     except ValueError:
         info = None
     return (info if isinstance(info, dict) else None), store.from_text(store.get_state(db, HEARTBEAT))
+
+
+def last_send_reference(db: Database) -> datetime | None:
+    """When a send last happened: the latest digest created or finished, or scheduled send run."""
+    known = store.last_digest_activity(db)
+    ran = store.from_text(store.get_state(db, LAST_SEND_RUN))
+    if ran is not None:
+        known.append(ran)
+    return max(known) if known else None
 
 
 def _ago(seconds: float) -> str:
@@ -87,8 +105,14 @@ def log_check(reports: Iterable[pipeline.FeedReport]) -> None:
     new = sum(len(r.new) for r in reports)
     unchanged = sum(1 for r in reports if r.status == "not-modified")
     failed = sum(1 for r in reports if r.failed)
-    log.info("check: %d feed(s): %d new entr%s, %d not modified, %d failed",
-             len(reports), new, "y" if new == 1 else "ies", unchanged, failed)  # fmt: skip
+    log.info(
+        "check: %d feed(s): %d new entr%s, %d not modified, %d failed",
+        len(reports),
+        new,
+        "y" if new == 1 else "ies",
+        unchanged,
+        failed,
+    )
 
 
 def replace_scheduler_warnings(scheduler: BaseScheduler, describe_next: Callable[[str], str]) -> None:
@@ -101,15 +125,22 @@ def replace_scheduler_warnings(scheduler: BaseScheduler, describe_next: Callable
         job = scheduler.get_job(event.job_id)
         name = job.name if job else event.job_id
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            log.info("%s: not started, the previous job is still running (a long send or check); "
-                     "next at %s", name, describe_next(event.job_id))  # fmt: skip
+            log.info(
+                "%s: not started, the previous job is still running (a long send or check); next at %s",
+                name,
+                describe_next(event.job_id),
+            )
         elif event.code == EVENT_JOB_MISSED:
             late = ""
             times = getattr(event, "scheduled_run_time", None)
             if times is not None:
                 late = f" (due at {times.isoformat(timespec='seconds')})"
-            log.warning("%s: skipped, it could not start in time%s (the machine was asleep or busy); next at %s",
-                        name, late, describe_next(event.job_id))  # fmt: skip
+            log.warning(
+                "%s: skipped, it could not start in time%s (the machine was asleep or busy); next at %s",
+                name,
+                late,
+                describe_next(event.job_id),
+            )
 
     scheduler.add_listener(listener, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
@@ -117,8 +148,9 @@ def replace_scheduler_warnings(scheduler: BaseScheduler, describe_next: Callable
 class ProgressLog:
     """A ``pipeline.send`` progress callback that logs every 10 % of recipients or every 30 s."""
 
-    def __init__(self, *, every_fraction: float = 0.1, every_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, *, every_fraction: float = 0.1, every_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.every_fraction = every_fraction
         self.every_seconds = every_seconds
         self.clock = clock
@@ -134,7 +166,14 @@ class ProgressLog:
         if done >= total or done - self._last_done >= step or now - self._last_time >= self.every_seconds:
             if done == self._last_done:
                 return
-            log.info("digest %d: %d of %d (%d%%): %d sent, %d failed, %d deferred",
-                     report.digest_id, done, total, 100 * done // max(1, total),
-                     report.sent, report.failed, report.deferred)  # fmt: skip
+            log.info(
+                "digest %d: %d of %d (%d%%): %d sent, %d failed, %d deferred",
+                report.digest_id,
+                done,
+                total,
+                100 * done // max(1, total),
+                report.sent,
+                report.failed,
+                report.deferred,
+            )
             self._last_time, self._last_done = now, done

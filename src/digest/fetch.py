@@ -142,8 +142,14 @@ class HttpFetcher:
         except HTTPError as exc:
             exc.close()
             if exc.code == 304:
-                return FetchResult(url=exc.url or url, status=304, body=None, etag=etag, last_modified=last_modified,
-                                   permanent_redirect=redirects.permanent)  # fmt: skip
+                return FetchResult(
+                    url=exc.url or url,
+                    status=304,
+                    body=None,
+                    etag=etag,
+                    last_modified=last_modified,
+                    permanent_redirect=redirects.permanent,
+                )
             raise FetchError(
                 f"{url}: HTTP {exc.code} {exc.reason}", status=str(exc.code), hint=_http_hint(exc.code)
             ) from None
@@ -207,12 +213,16 @@ class HttpFetcher:
 
     def _network_error(self, url: str, reason: object) -> FetchError:
         if isinstance(reason, TimeoutError):
-            return FetchError(f"{url}: timed out after {self.timeout:g}s", status="timeout",
-                              hint="the server is slow or down; DIGEST_FETCH_TIMEOUT sets the limit")  # fmt: skip
+            return FetchError(
+                f"{url}: timed out after {self.timeout:g}s",
+                status="timeout",
+                hint="the server is slow or down; DIGEST_FETCH_TIMEOUT sets the limit",
+            )
         if isinstance(reason, socket.gaierror):
             host = urlsplit(url).hostname
-            return FetchError(f"{url}: cannot resolve host {host!r}", status="unreachable",
-                              hint="check the URL and the network")  # fmt: skip
+            return FetchError(
+                f"{url}: cannot resolve host {host!r}", status="unreachable", hint="check the URL and the network"
+            )
         if isinstance(reason, ConnectionRefusedError):
             return FetchError(f"{url}: connection refused", status="unreachable")
         detail = getattr(reason, "strerror", None) or str(reason)

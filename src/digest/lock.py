@@ -2,7 +2,8 @@
 
 An exclusive ``flock`` on ``<db>.lock`` beside the database. The kernel drops
 it when the holder exits or is killed, so a stale file never blocks anyone;
-the file's text (pid, host, start time) only serves the error message.
+the file's text (pid, host, start time) only serves the error message and
+``digest status``, which probes the lock with :func:`lock_holder`.
 """
 
 from __future__ import annotations
@@ -59,3 +60,23 @@ def sender_lock(db_path: Path, purpose: str = "send") -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+def lock_holder(db_path: Path) -> str | None:
+    """Who holds the sender lock right now (e.g. a running daemon), or None.
+
+    Probes with a shared lock taken and dropped at once; the lock file's text
+    alone could be left over from a process killed with -9.
+    """
+    path = lock_path(db_path)
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None

@@ -304,8 +304,9 @@ def deliver(
             orphans.append(recipient)
         # Worth a warning only if the server works at all: otherwise the
         # last connection's error says it all.
-        log.log(logging.WARNING if state.connected else logging.DEBUG,
-                "%s; going on with %d connection(s)", exc, working[0])  # fmt: skip
+        log.log(
+            logging.WARNING if state.connected else logging.DEBUG, "%s; going on with %d connection(s)", exc, working[0]
+        )
         return True
 
     def worker() -> None:

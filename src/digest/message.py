@@ -156,22 +156,40 @@ class PreparedMessage:
         head = (
             self.sender_headers
             + to_header(recipient.email, recipient.name)
-            + b"Date: " + format_datetime(now).encode("ascii") + b"\r\n"
-            + b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
-            + b"List-Unsubscribe: " + ",\r\n ".join(unsubscribe).encode("ascii") + b"\r\n"
+            + b"Date: "
+            + format_datetime(now).encode("ascii")
+            + b"\r\n"
+            + b"Message-ID: "
+            + message_id.encode("ascii")
+            + b"\r\n"
+            + b"List-Unsubscribe: "
+            + ",\r\n ".join(unsubscribe).encode("ascii")
+            + b"\r\n"
             + (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" if self.public_url else b"")
             + self.static_headers
             + (f"{verp.HEADER}: {bounce_token}\r\n".encode("ascii") if bounce_token else b"")
-        )  # fmt: skip
+        )
         boundary = b"--" + self.boundary.encode("ascii")
         part_head = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         text_body, html_body = self.bodies
-        data = b"".join((
-            head, b"\r\n",
-            boundary, b"\r\n", part_head % b"plain", text_body.fill(text_values), b"\r\n",
-            boundary, b"\r\n", part_head % b"html", html_body.fill(html_values), b"\r\n",
-            boundary, b"--\r\n",
-        ))  # fmt: skip
+        data = b"".join(
+            (
+                head,
+                b"\r\n",
+                boundary,
+                b"\r\n",
+                part_head % b"plain",
+                text_body.fill(text_values),
+                b"\r\n",
+                boundary,
+                b"\r\n",
+                part_head % b"html",
+                html_body.fill(html_values),
+                b"\r\n",
+                boundary,
+                b"--\r\n",
+            )
+        )
         if self.signer is not None:
             data = self.signer(data) + data
         envelope = (
@@ -210,8 +228,10 @@ def prepare_message(
         + headers.named("List-Id", list_name or "digest", list_label)
         + b"MIME-Version: 1.0\r\n"
         + b"Auto-Submitted: auto-generated\r\n"
-        + b'Content-Type: multipart/alternative; boundary="' + boundary.encode("ascii") + b'"\r\n'
-    )  # fmt: skip
+        + b'Content-Type: multipart/alternative; boundary="'
+        + boundary.encode("ascii")
+        + b'"\r\n'
+    )
     return PreparedMessage(
         sender=sender,
         digest_key=digest_key,
@@ -245,9 +265,22 @@ def dkim_signer(selector: str, domain: str, key_file: Path) -> Signer:
     key = key_file.read_bytes()
     # From and Subject are listed twice: the second, absent instance over-signs them, so a
     # From or Subject header added in transit breaks the signature instead of riding on it.
-    wanted = [b"from", b"from", b"to", b"subject", b"subject", b"date", b"message-id", b"mime-version",
-              b"content-type", b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to",
-              b"auto-submitted"]  # fmt: skip
+    wanted = [
+        b"from",
+        b"from",
+        b"to",
+        b"subject",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"mime-version",
+        b"content-type",
+        b"list-id",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+        b"reply-to",
+        b"auto-submitted",
+    ]
 
     def sign(message: bytes) -> bytes:
         signature: bytes = dkim.sign(

@@ -102,8 +102,14 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     except FeedError as exc:
         status = exc.status if isinstance(exc, FetchError) else "error"
         gone = isinstance(exc, FetchError) and exc.gone
-        store.update_feed(db, row["id"], last_checked=now, last_status=status, last_error=str(exc),
-                          **({"status": "gone"} if gone else {}))  # fmt: skip
+        store.update_feed(
+            db,
+            row["id"],
+            last_checked=now,
+            last_status=status,
+            last_error=str(exc),
+            **({"status": "gone"} if gone else {}),
+        )
         # Debug only: callers report failures (the CLI prints them, the daemon logs state changes).
         log.debug("feed %s: %s", url, exc)
         report.status, report.error, report.http_status = ("gone" if gone else "error"), str(exc), status
@@ -126,10 +132,18 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         # crash between the two must not leave an ETag for unrecorded entries.
         recorded = store.record_entries(db, row["id"], parsed.entries, settings.first_run)
         store.update_feed(
-            db, row["id"], title=parsed.title, site_url=parsed.site_url, etag=result.etag,
-            last_modified=result.last_modified, last_checked=now, last_status=str(result.status), last_error=None,
-            status="active", **({"fetch_url": moved} if moved else {}),
-        )  # fmt: skip
+            db,
+            row["id"],
+            title=parsed.title,
+            site_url=parsed.site_url,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            last_checked=now,
+            last_status=str(result.status),
+            last_error=None,
+            status="active",
+            **({"fetch_url": moved} if moved else {}),
+        )
     if recorded.refreshed:
         log.info("feed %s: %d pending entries changed and were refreshed", url, recorded.refreshed)
     report.title, report.http_status = parsed.title, str(result.status)
@@ -145,8 +159,9 @@ def _moved(row: dict[str, Any], url: str, permanent_redirect: str | None) -> str
         return None
     log.warning(
         "feed %s moved permanently to %s: fetching from there from now on; update DIGEST_FEED_URL to match",
-        url, permanent_redirect,
-    )  # fmt: skip
+        url,
+        permanent_redirect,
+    )
     return permanent_redirect
 
 
@@ -184,8 +199,17 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
     )
     row = store.digest_row(db, digest_id)
     assert row is not None  # created just now, in this connection
-    return DigestPlan(digest_id, digest.subject, digest.html, digest.text, entries, row["created"], False,
-                      digest.notes, digest.placeholder_nonce)  # fmt: skip
+    return DigestPlan(
+        digest_id,
+        digest.subject,
+        digest.html,
+        digest.text,
+        entries,
+        row["created"],
+        False,
+        digest.notes,
+        digest.placeholder_nonce,
+    )
 
 
 def planned_digests(db: Database, settings: Settings, *, new_digest: bool = True) -> Iterator[DigestPlan]:
@@ -290,8 +314,16 @@ def send(
     db = store.open_db(settings.db_path)
     try:
         with sender_lock(settings.db_path):
-            return send_locked(db, settings, fetcher=fetcher, transport_factory=transport_factory,
-                               delivery=delivery, progress=progress, stop=stop, check=check)  # fmt: skip
+            return send_locked(
+                db,
+                settings,
+                fetcher=fetcher,
+                transport_factory=transport_factory,
+                delivery=delivery,
+                progress=progress,
+                stop=stop,
+                check=check,
+            )
     finally:
         db.close()
 
@@ -348,9 +380,16 @@ def deliver_digest(
 
     def on_result(result: DeliveryResult) -> None:
         subscriber_id = result.recipient.id
-        recorded = store.record_delivery(db, plan.id, subscriber_id, status=result.status, attempts=result.attempts,
-                                         message_id=result.message_id, error=result.error,
-                                         retry_for=settings.retry_for)  # fmt: skip
+        recorded = store.record_delivery(
+            db,
+            plan.id,
+            subscriber_id,
+            status=result.status,
+            attempts=result.attempts,
+            message_id=result.message_id,
+            error=result.error,
+            retry_for=settings.retry_for,
+        )
         if recorded == "sent":
             report.sent += 1
         else:
@@ -383,8 +422,13 @@ def deliver_digest(
         report.next_retry = store.next_retry(db, plan.id)
     log.info(
         "digest %d: %d sent, %d failed, %d deferred, %d still owed; %.1fs",
-        plan.id, report.sent, report.failed, report.deferred, report.remaining, report.elapsed,
-    )  # fmt: skip
+        plan.id,
+        report.sent,
+        report.failed,
+        report.deferred,
+        report.remaining,
+        report.elapsed,
+    )
     return report
 
 
@@ -496,27 +540,22 @@ def _earlier_digest(db: Database, digest_id: int | None) -> DigestPlan:
     if row is None:
         if digest_id is not None:
             raise InputError(f"--digest: no digest {digest_id} in this database", hint="`digest status` lists them")
-        raise DigestError("nothing to send: no new entries and no digest sent yet",
-                          hint="`digest status` shows what is pending")  # fmt: skip
+        raise DigestError(
+            "nothing to send: no new entries and no digest sent yet", hint="`digest status` shows what is pending"
+        )
     return _stored_plan(db, row, resent=True)
 
 
 def _stored_plan(db: Database, row: dict[str, Any], *, resent: bool = False) -> DigestPlan:
     """A digest already recorded, as a plan: its rendered parts and its own placeholders."""
-    return DigestPlan(row["id"], row["subject"], row["html"], row["text"], store.digest_entries(db, row["id"]),
-                      row["created"], True, placeholder_nonce=row.get("placeholder_nonce") or "",
-                      resent=resent)  # fmt: skip
-
-
-def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:
-    """Recent digests with their delivery counts, newest first (for `digest status`).
-
-    ``pending`` is what an unfinished digest still owes (0 once it is sent);
-    ``failures`` lists failed and deferred deliveries with the server's reply.
-    """
-    rows = store.recent_digests(db, limit)
-    for row in rows:
-        unfinished = row["status"] in ("pending", "sending")
-        row["pending"] = store.count_undelivered(db, row["id"]) if unfinished else 0
-        row["failures"] = store.failed_deliveries(db, row["id"]) if row["failed"] or row["deferred"] else []
-    return rows
+    return DigestPlan(
+        row["id"],
+        row["subject"],
+        row["html"],
+        row["text"],
+        store.digest_entries(db, row["id"]),
+        row["created"],
+        True,
+        placeholder_nonce=row.get("placeholder_nonce") or "",
+        resent=resent,
+    )

@@ -9,8 +9,10 @@ The configuration loader checks a schedule's form with :func:`check_schedule`
 schedule (the daemon in daemon.py, ``digest status``) build the real trigger
 with :func:`parse_schedule`, which applies the same form check and then what
 only APScheduler can tell (an out-of-range field, a date that never comes).
-This module imports nothing from digest, so config and the daemon can both
-use it without a cycle.
+It also holds the pure time decisions the daemon and ``digest status`` share
+(was a send missed?) and how both write times and durations. It imports only
+errors.py from digest, so config, the daemon and status can all use it
+without a cycle.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from digest.errors import ConfigError
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
@@ -86,3 +91,43 @@ def parse_schedule(expr: str, timezone: str) -> BaseTrigger:
 def next_fire_time(trigger: BaseTrigger, after: datetime) -> datetime | None:
     """The first fire time strictly after ``after`` (an aware datetime)."""
     return trigger.get_next_fire_time(None, after + timedelta(microseconds=1))  # type: ignore[no-any-return]
+
+
+def send_trigger(expr: str, timezone: str) -> BaseTrigger:
+    """DIGEST_SCHEDULE's trigger; what only APScheduler can reject is a ConfigError here (exit 2)."""
+    try:
+        return parse_schedule(expr, timezone)
+    except ValueError as exc:
+        raise ConfigError(f"DIGEST_SCHEDULE: {exc}") from None
+
+
+def should_catch_up(trigger: BaseTrigger, last_send: datetime | None, now: datetime) -> bool:
+    """Whether the schedule had a send time in (last_send, now]: a send was missed.
+
+    ``last_send`` None means a brand-new database that never sent: nothing was
+    missed, and the first digest waits for the first scheduled time.
+    """
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if last_send is None:
+        return False
+    if isinstance(trigger, IntervalTrigger):
+        # An interval counts from the daemon's start, so measure from the last send.
+        return bool(last_send + trigger.interval <= now)
+    fire = next_fire_time(trigger, last_send)
+    return fire is not None and fire <= now
+
+
+def when_text(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A moment as the daemon's log and ``digest status`` write it, in DIGEST_TIMEZONE."""
+    if moment is None:
+        return "never"
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def duration_text(seconds: float) -> str:
+    """1800.0 -> ``30m``: the shortest exact unit."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -43,7 +43,6 @@ import email.policy
 import hashlib
 import html
 import logging
-import signal
 import socket
 import threading
 import time
@@ -51,7 +50,6 @@ from collections.abc import Callable
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,6 +57,7 @@ from digest import store, subscribers, tokens
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, InvalidRequest
 from digest.models import Subscriber
+from digest.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         route, query = self._route()
         if route == "healthz":
             healthy = self.server.app.healthy()
-            self._respond(200 if healthy else 503, b"ok\n" if healthy else b"database unavailable\n",
-                          "text/plain; charset=utf-8")  # fmt: skip
+            self._respond(
+                200 if healthy else 503, b"ok\n" if healthy else b"database unavailable\n", "text/plain; charset=utf-8"
+            )
         elif route == "unsubscribe":
             self._unsubscribe(query, write=False)
         else:
@@ -418,23 +418,12 @@ class UnsubscribeServer:
 
 def serve_until_signalled(server: UnsubscribeServer, on_ready: Callable[[str, int], None]) -> str:
     """Run ``server`` in the foreground until SIGINT or SIGTERM; return the signal's name."""
-    stop = threading.Event()
-    received: list[str] = []
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals() as stop:
         host, port = server.start()
         try:
             on_ready(host, port)
-            while not stop.wait(3600):
+            while not stop.event.wait(3600):
                 pass
         finally:
             server.stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return received[0] if received else ""
+    return stop.name

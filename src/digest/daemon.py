@@ -1,5 +1,7 @@
 """The daemon (``digest run``): APScheduler 3.x jobs that call the pipeline.
 
+(schedule.py parses DIGEST_SCHEDULE; this module runs the jobs on it.)
+
 Two jobs share one SQLite connection and one worker thread, so they never run
 at the same time: *check* (every DIGEST_CHECK_INTERVAL) records new entries
 and retries any digest a failed send left unfinished; *send* (on
@@ -20,17 +22,12 @@ count suspended time).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import FrameType
+from datetime import UTC, datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -38,22 +35,18 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlite_utils import Database
 
-from digest import daemon_watch, pipeline, store
+from digest import daemon_watch, pipeline, schedule, store
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError
-from digest.lock import lock_path, sender_lock
+from digest.errors import DigestError
+from digest.lock import sender_lock
 from digest.mailer import TransportFactory
-from digest.schedule import next_fire_time, parse_schedule
+from digest.schedule import duration_text, next_fire_time, should_catch_up, when_text
+from digest.signals import on_hangup, stop_on_signals
 from digest.web import UnsubscribeServer
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-# State keys (store.get_state/set_state): a scheduled send that found nothing
-# new creates no digest row, yet it did happen and must not be "caught up".
-LAST_SEND_RUN = "daemon.last_send_run"
-LAST_SEND_OUTCOME = "daemon.last_send_outcome"
 
 # How often the main loop nudges the scheduler to re-read the wall clock.
 WAKEUP_SECONDS = 60.0
@@ -61,33 +54,6 @@ WAKEUP_SECONDS = 60.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)  # full precision: fire times fall mid-second
-
-
-# --- pure decisions ----------------------------------------------------------------
-
-
-def should_catch_up(trigger: BaseTrigger, last_send: datetime | None, now: datetime) -> bool:
-    """Whether the schedule had a send time in (last_send, now]: a send was missed.
-
-    ``last_send`` None means a brand-new database that never sent: nothing was
-    missed, and the first digest waits for the first scheduled time.
-    """
-    if last_send is None:
-        return False
-    if isinstance(trigger, IntervalTrigger):
-        # An interval counts from the daemon's start, so measure from the last send.
-        return bool(last_send + trigger.interval <= now)
-    fire = next_fire_time(trigger, last_send)
-    return fire is not None and fire <= now
-
-
-def last_send_reference(db: Database) -> datetime | None:
-    """When a send last happened: the latest digest created or finished, or scheduled send run."""
-    known = store.last_digest_activity(db)
-    ran = store.from_text(store.get_state(db, LAST_SEND_RUN))
-    if ran is not None:
-        known.append(ran)
-    return max(known) if known else None
 
 
 class FeedHealth:
@@ -143,9 +109,11 @@ class Daemon:
     def startup_job(self) -> None:
         if self.stop.is_set():
             return
-        last = last_send_reference(self.db)
+        last = daemon_watch.last_send_reference(self.db)
         if should_catch_up(self.trigger, last, self.clock()):
-            log.info("start-up: a scheduled send was missed since %s: sending once now", _when(last, self.settings))
+            log.info(
+                "start-up: a scheduled send was missed since %s: sending once now", when_text(last, self.settings.zone)
+            )
             self.send_job(reason="catch-up")
             return
         unfinished = self._unfinished_ids()
@@ -192,9 +160,14 @@ class Daemon:
             return  # not recorded as run: the next start catches up
         started = self.clock()
         try:
-            outcome = pipeline.send_locked(self.db, self.settings, stop=self.stop, check=False,
-                                           transport_factory=self.transport_factory,
-                                           progress=daemon_watch.ProgressLog())  # fmt: skip
+            outcome = pipeline.send_locked(
+                self.db,
+                self.settings,
+                stop=self.stop,
+                check=False,
+                transport_factory=self.transport_factory,
+                progress=daemon_watch.ProgressLog(),
+            )
         except DigestError as exc:
             summary = f"failed: {exc}"
             log.error("send (%s): %s; %s", reason, exc, self._unfinished_note())
@@ -204,11 +177,11 @@ class Daemon:
         else:
             summary = self._log_outcome(f"send ({reason})", outcome)
         if not summary.startswith("stopped"):
-            store.set_state(self.db, LAST_SEND_RUN, store.to_text(started) or "")
-            store.set_state(self.db, LAST_SEND_OUTCOME, summary)
+            store.set_state(self.db, daemon_watch.LAST_SEND_RUN, store.to_text(started) or "")
+            store.set_state(self.db, daemon_watch.LAST_SEND_OUTCOME, summary)
         upcoming = next_fire_time(self.trigger, self.clock())
         if upcoming is not None and not self.stop.is_set():
-            log.info("send: next at %s", _when(upcoming, self.settings))
+            log.info("send: next at %s", when_text(upcoming, self.settings.zone))
 
     # --- helpers ---
 
@@ -229,15 +202,22 @@ class Daemon:
 
     def _resume(self) -> None:
         try:
-            outcome = pipeline.send_locked(self.db, self.settings, stop=self.stop, check=False, new_digest=False,
-                                           transport_factory=self.transport_factory,
-                                           progress=daemon_watch.ProgressLog())  # fmt: skip
+            outcome = pipeline.send_locked(
+                self.db,
+                self.settings,
+                stop=self.stop,
+                check=False,
+                new_digest=False,
+                transport_factory=self.transport_factory,
+                progress=daemon_watch.ProgressLog(),
+            )
         except Exception as exc:
             # Retried at every check: say so once, not every time.
             level = logging.DEBUG if self._resume_failing else logging.ERROR
             message = str(exc) if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
-            log.log(level, "resume: %s; %s", message, self._unfinished_note(),
-                    exc_info=not isinstance(exc, DigestError))  # fmt: skip
+            log.log(
+                level, "resume: %s; %s", message, self._unfinished_note(), exc_info=not isinstance(exc, DigestError)
+            )
             self._resume_failing = True
             return
         if self._resume_failing:
@@ -254,12 +234,17 @@ class Daemon:
         parts = []
         for r in outcome.digests:
             if r.remaining and stopped:
-                log.info("%s: digest %d stopped with %d subscriber(s) still owed it: resumed at the next start",
-                         what, r.digest_id, r.remaining)  # fmt: skip
+                log.info(
+                    "%s: digest %d stopped with %d subscriber(s) still owed it: resumed at the next start",
+                    what,
+                    r.digest_id,
+                    r.remaining,
+                )
             elif r.remaining:
-                when = _when(r.next_retry, self.settings) if r.next_retry else "after the next check"
-                log.info("%s: digest %d: %d subscriber(s) deferred: next retry %s",
-                         what, r.digest_id, r.remaining, when)  # fmt: skip
+                when = when_text(r.next_retry, self.settings.zone) if r.next_retry else "after the next check"
+                log.info(
+                    "%s: digest %d: %d subscriber(s) deferred: next retry %s", what, r.digest_id, r.remaining, when
+                )
             parts.append(f"digest {r.digest_id} {r.sent} sent, {r.failed} failed, {r.remaining} still owed")
         return ("stopped: " if stopped else "") + "; ".join(parts)
 
@@ -274,10 +259,7 @@ class Daemon:
 
 
 def send_trigger(settings: Settings) -> BaseTrigger:
-    try:
-        return parse_schedule(settings.schedule, settings.timezone)
-    except ValueError as exc:
-        raise ConfigError(f"DIGEST_SCHEDULE: {exc}") from None
+    return schedule.send_trigger(settings.schedule, settings.timezone)
 
 
 def check_trigger(settings: Settings) -> IntervalTrigger:
@@ -293,20 +275,38 @@ def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
     # is ever silently skipped.
     once = {"coalesce": True, "max_instances": 1}
     scheduler.add_job(daemon.startup_job, "date", id="startup", name="start-up", misfire_grace_time=None, **once)
-    scheduler.add_job(daemon.check_job, check_trigger(settings), id="check", name="check",
-                      misfire_grace_time=max(1, int(settings.check_interval)), **once)  # fmt: skip
+    scheduler.add_job(
+        daemon.check_job,
+        check_trigger(settings),
+        id="check",
+        name="check",
+        misfire_grace_time=max(1, int(settings.check_interval)),
+        **once,
+    )
     scheduler.add_job(daemon.send_job, daemon.trigger, id="send", name="send", misfire_grace_time=None, **once)
     if settings.bounce_imap_host:
         every = IntervalTrigger(seconds=settings.bounce_interval, timezone=settings.zone)
-        scheduler.add_job(daemon.bounce_job, every, id="bounces", name="bounces",
-                          misfire_grace_time=max(1, int(settings.bounce_interval)), **once)  # fmt: skip
+        scheduler.add_job(
+            daemon.bounce_job,
+            every,
+            id="bounces",
+            name="bounces",
+            misfire_grace_time=max(1, int(settings.bounce_interval)),
+            **once,
+        )
     every_minute = IntervalTrigger(seconds=daemon_watch.HEARTBEAT_SECONDS, timezone=settings.zone)
-    scheduler.add_job(daemon.tick_job, every_minute, id="tick", name="heartbeat and retries",
-                      misfire_grace_time=daemon_watch.HEARTBEAT_SECONDS, **once)  # fmt: skip
+    scheduler.add_job(
+        daemon.tick_job,
+        every_minute,
+        id="tick",
+        name="heartbeat and retries",
+        misfire_grace_time=daemon_watch.HEARTBEAT_SECONDS,
+        **once,
+    )
 
     def next_run(job_id: str) -> str:
         job = scheduler.get_job(job_id)
-        return _when(job.next_run_time, daemon.settings) if job and job.next_run_time else "never"
+        return when_text(job.next_run_time, daemon.settings.zone) if job and job.next_run_time else "never"
 
     daemon_watch.replace_scheduler_warnings(scheduler, next_run)
     return scheduler
@@ -331,7 +331,7 @@ def run_daemon(
         # APScheduler logs every job start and end at INFO; only its problems matter here.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     hangup = threading.Event()
-    with sender_lock(settings.db_path, "run"), _signals_set(stop) as received, _hangup_sets(hangup):
+    with sender_lock(settings.db_path, "run"), stop_on_signals(stop, second_ends=True) as signalled, on_hangup(hangup):
         db = store.open_db(settings.db_path)
         web = None
         try:
@@ -339,14 +339,19 @@ def run_daemon(
             daemon = Daemon(settings, db, stop=stop)
             daemon_watch.record_start(db, settings, _utcnow())
             scheduler = build_scheduler(daemon)
-            log.info("digest run started (pid %d): database %s; checks every %s; sends on %r (%s)",
-                     os.getpid(), settings.db_path, _duration(settings.check_interval),
-                     settings.schedule, settings.timezone)  # fmt: skip
+            log.info(
+                "digest run started (pid %d): database %s; checks every %s; sends on %r (%s)",
+                os.getpid(),
+                settings.db_path,
+                duration_text(settings.check_interval),
+                settings.schedule,
+                settings.timezone,
+            )
             scheduler.start()
             try:
                 for job_id in ("check", "send"):
                     job = scheduler.get_job(job_id)
-                    when = _when(job.next_run_time, settings) if job and job.next_run_time else "never"
+                    when = when_text(job.next_run_time, settings.zone) if job and job.next_run_time else "never"
                     log.info("next %s at %s", job_id, when)
                 ticks = 0
                 while not stop.wait(1.0):  # short waits: a SIGHUP is acted on within a second
@@ -357,7 +362,7 @@ def run_daemon(
                             _reload(daemon, scheduler, reload)
                     if ticks % int(WAKEUP_SECONDS) == 0:
                         scheduler.wakeup()
-                log.info("%s: stopping (finishing the messages in flight)", received[0] if received else "stop")
+                log.info("%s: stopping (finishing the messages in flight)", signalled.name or "stop")
             finally:
                 stop.set()  # whatever brought us here, a send in progress winds down
                 scheduler.shutdown(wait=True)  # the job in progress returns before the database closes
@@ -386,46 +391,12 @@ def _reload(daemon: Daemon, scheduler: BackgroundScheduler, reload: Callable[[],
     daemon.trigger = trigger
     scheduler.reschedule_job("check", trigger=check_trigger(new))
     scheduler.reschedule_job("send", trigger=trigger)
-    log.info("SIGHUP: configuration reloaded; checks every %s; sends on %r (%s)",
-             _duration(new.check_interval), new.schedule, new.timezone)  # fmt: skip
-
-
-@contextmanager
-def _hangup_sets(event: threading.Event) -> Iterator[None]:
-    """While inside, SIGHUP sets ``event`` (main thread only)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
-        yield
-        return
-    previous = signal.signal(signal.SIGHUP, lambda signum, frame: event.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, previous)
-
-
-@contextmanager
-def _signals_set(stop: threading.Event) -> Iterator[list[str]]:
-    """While inside, SIGTERM and SIGINT set ``stop``; a second signal ends the
-    process at once (safe: every accepted message is already recorded). Yields
-    the list that receives the name of the signal."""
-    received: list[str] = []
-    signums = (signal.SIGTERM, signal.SIGINT)
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        for each in signums:
-            signal.signal(each, signal.SIG_DFL)
-        stop.set()
-
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # only the main thread may set handlers (tests run the daemon in a thread)
-        return
-    previous = {signum: signal.signal(signum, handle) for signum in signums}
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    log.info(
+        "SIGHUP: configuration reloaded; checks every %s; sends on %r (%s)",
+        duration_text(new.check_interval),
+        new.schedule,
+        new.timezone,
+    )
 
 
 def _start_web(settings: Settings) -> UnsubscribeServer | None:
@@ -434,86 +405,6 @@ def _start_web(settings: Settings) -> UnsubscribeServer | None:
     server = UnsubscribeServer(settings, settings.db_path)
     server.start()  # logs the address; a port in use is a DigestError (exit 1)
     return server
-
-
-# --- for `digest status` --------------------------------------------------------------------
-
-
-def daemon_holder(db_path: Path) -> str | None:
-    """Who holds the sender lock right now (e.g. a running daemon), or None.
-
-    Probes with a shared lock taken and dropped at once; the lock file's text
-    alone could be left over from a process killed with -9.
-    """
-    path = lock_path(db_path)
-    try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    return None
-
-
-def schedule_status(settings: Settings, db: Database, now: datetime) -> list[str]:
-    """The scheduling lines of `digest status`: whether the daemon runs, its next
-    check and send (computed from the settings), the last scheduled send."""
-    holder = daemon_holder(settings.db_path)
-    running = holder is not None and holder.startswith("digest run")
-    if running:
-        lines = [f"Daemon: running: {holder}"]
-    else:
-        lines = [f"Daemon: not running{f' (the database is in use by {holder})' if holder else ''}"]
-    lines += daemon_watch.status_lines(db, running, now)
-    trigger = send_trigger(settings)  # an invalid schedule is a ConfigError (exit 2) here too
-    every = _duration(settings.check_interval)
-    lines.append(f"Schedule: send on {settings.schedule!r} ({settings.timezone}); check every {every}")
-    last_send = last_send_reference(db)
-    if not running and should_catch_up(trigger, last_send, now):
-        next_send = "as soon as the daemon starts (a scheduled send was missed)"
-    elif isinstance(trigger, IntervalTrigger):
-        # Interval slots count from the daemon's start, which status cannot know.
-        interval = _duration(trigger.interval.total_seconds())
-        next_send = f"about {_when(last_send + trigger.interval, settings)}" if last_send else (
-            f"{interval} after the daemon starts")  # fmt: skip
-    else:
-        upcoming = next_fire_time(trigger, now)
-        next_send = _when(upcoming, settings) if upcoming else "never"
-        if not running:
-            next_send += " (if the daemon runs by then)"
-    lines.append(f"Next send: {next_send}")
-    last_check = store.last_feed_check(db)
-    last = f" (last {_when(last_check, settings)})" if last_check else ""
-    if not running:
-        lines.append(f"Next check: when the daemon starts{last}")
-    else:
-        due = (last_check or now) + timedelta(seconds=settings.check_interval)
-        lines.append(f"Next check: {_when(due, settings) if due > now else 'due now'}{last}")
-    ran = store.get_state(db, LAST_SEND_RUN)
-    if ran:
-        outcome = store.get_state(db, LAST_SEND_OUTCOME) or "-"
-        lines.append(f"Last scheduled send: {_when(store.from_text(ran), settings)}: {outcome}")
-    return lines
-
-
-# --- formatting ----------------------------------------------------------------------------
-
-
-def _when(moment: datetime | None, settings: Settings) -> str:
-    if moment is None:
-        return "never"
-    return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _ids(ids: list[int]) -> str:
