@@ -36,3 +36,17 @@ def test_every_store_module_is_at_most_400_lines() -> None:
     sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in _sources(STORE)}
     assert len(sizes) > 1
     assert {name: n for name, n in sizes.items() if n > 400} == {}
+
+
+def test_the_store_imports_nothing_above_it() -> None:
+    # The store is below every stage: it may use the plain data, the errors and
+    # the address rules, never config, rendering or the use cases.
+    allowed = {"digest.errors", "digest.models", "digest.subscribers"}
+    imports = re.compile(r"^\s*(?:from|import) (digest(?:\.\w+)*)", re.MULTILINE)
+    upward = {
+        f"{path.name}: {name}"
+        for path in _sources(STORE)
+        for name in imports.findall(path.read_text(encoding="utf-8"))
+        if name not in allowed and not name.startswith("digest.store")
+    }
+    assert upward == set()

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 # The subscriber statuses, and the columns of `digest subscribers export`.
 # Here, not in subscribers.py, so the CLI can build its options without
 # importing the database layer.
 STATUSES = ("active", "unsubscribed", "bounced")
 EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source")
+
+
+@dataclass(frozen=True)
+class FirstRunPolicy:
+    """What the first digest of a newly seen feed may contain (DIGEST_FIRST_RUN)."""
+
+    kind: Literal["latest", "all", "none"]
+    count: int = 0
+
+    def __str__(self) -> str:
+        return f"latest:{self.count}" if self.kind == "latest" else self.kind
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from digest.config.values import parse_address
 from digest.errors import ConfigError
+from digest.models import FirstRunPolicy as FirstRunPolicy  # plain data: the store needs no config
 
 SmtpSecurity = Literal["starttls", "ssl", "none"]
 DigestMode = Literal["excerpt", "full"]
@@ -23,17 +24,6 @@ DEFAULT_SUBJECT = "{{ feed_title }}: {{ newest.title }}{% if others %} (+{{ othe
 # The port each security mode uses when SMTP_PORT / DIGEST_BOUNCE_IMAP_PORT is not set.
 SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 IMAP_DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
-
-
-@dataclass(frozen=True)
-class FirstRunPolicy:
-    """What the first digest of a newly seen feed may contain."""
-
-    kind: Literal["latest", "all", "none"]
-    count: int = 0
-
-    def __str__(self) -> str:
-        return f"latest:{self.count}" if self.kind == "latest" else self.kind
 
 
 @dataclass(frozen=True)

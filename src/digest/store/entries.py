@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from digest.config import FirstRunPolicy
 from digest.errors import StoreError
-from digest.models import Enclosure, Entry, StoredEntry
+from digest.models import Enclosure, Entry, FirstRunPolicy, StoredEntry
 from digest.store.connection import guarded, one_row
 from digest.store.times import from_text, to_text, utcnow
 
@@ -51,29 +50,9 @@ def record_entries(
     pending its stored content is refreshed, so the digest shows the latest.
     """
     now = now or utcnow()
-    entries = list(entries)
     with db.atomic():
-        # Write first: the transaction takes the write lock now (waiting out a
-        # concurrent writer via busy_timeout) instead of failing to upgrade a
-        # read snapshot another process has written past.
-        db.execute("UPDATE feeds SET first_checked = first_checked WHERE id = ?", [feed_id])
-        feed = one_row(db, "SELECT first_checked FROM feeds WHERE id = ?", [feed_id])
-        if feed is None:
-            raise StoreError(f"no feed with id {feed_id}")
-        first_run = feed["first_checked"] is None
-        fresh: list[Entry] = []
-        claimed: set[int] = set()
-        refreshed = 0
-        for entry in entries:
-            existing = _find_entry(db, feed_id, entry, claimed)
-            if existing is None:
-                fresh.append(entry)
-                continue
-            claimed.add(existing["id"])
-            if entry.link_key and existing["link_key"] != entry.link_key:
-                db.execute("UPDATE entries SET link_key = ? WHERE id = ?", [entry.link_key, existing["id"]])
-            if existing["status"] == "pending" and existing["digest_id"] is None:
-                refreshed += _refresh(db, existing, entry)
+        first_run = _lock_feed(db, feed_id)
+        fresh, refreshed = _match_known(db, feed_id, list(entries))
         # A post already known under another feed (the same blog by another
         # address: a local path, then its URL; http then https; a new host)
         # is never sent again, and does not take a first-run slot.
@@ -82,21 +61,61 @@ def record_entries(
         keep = set(unknown)
         if first_run:
             keep = {unknown[n] for n in _first_run_keep([fresh[n] for n in unknown], policy)}
-        new_ids: list[int] = []
-        for index, entry in enumerate(fresh):
-            status = "pending" if index in keep else "skipped"
-            cursor = db.execute(
-                """INSERT INTO entries (feed_id, key, guid, link, title, author, published, updated,
-                   summary_html, content_html, tags, enclosures, first_seen, status, link_key)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [feed_id, entry.key, entry.guid, *_entry_values(entry)[1:], to_text(now), status, entry.link_key],
-            )
-            if status == "pending":
-                new_ids.append(int(cursor.lastrowid or 0))
+        new_ids = _insert_fresh(db, feed_id, fresh, keep, now)
         if first_run:
             db.execute("UPDATE feeds SET first_checked = ? WHERE id = ?", [to_text(now), feed_id])
     skipped = len(fresh) - len(new_ids) - len(known)
     return Recorded(tuple(new_ids), skipped, refreshed, first_run, len(known))
+
+
+def _lock_feed(db: Database, feed_id: int) -> bool:
+    """Take the write lock for this fetch's transaction; whether this is the feed's first run."""
+    # Write first: the transaction takes the write lock now (waiting out a
+    # concurrent writer via busy_timeout) instead of failing to upgrade a
+    # read snapshot another process has written past.
+    db.execute("UPDATE feeds SET first_checked = first_checked WHERE id = ?", [feed_id])
+    feed = one_row(db, "SELECT first_checked FROM feeds WHERE id = ?", [feed_id])
+    if feed is None:
+        raise StoreError(f"no feed with id {feed_id}")
+    return feed["first_checked"] is None
+
+
+def _match_known(db: Database, feed_id: int, entries: list[Entry]) -> tuple[list[Entry], int]:
+    """The entries this feed has not stored yet, and how many stored pending ones were refreshed.
+
+    A stored entry is matched by one entry of the fetch at most; its link key
+    follows the feed, and while it is still pending its content does too.
+    """
+    fresh: list[Entry] = []
+    claimed: set[int] = set()
+    refreshed = 0
+    for entry in entries:
+        existing = _find_entry(db, feed_id, entry, claimed)
+        if existing is None:
+            fresh.append(entry)
+            continue
+        claimed.add(existing["id"])
+        if entry.link_key and existing["link_key"] != entry.link_key:
+            db.execute("UPDATE entries SET link_key = ? WHERE id = ?", [entry.link_key, existing["id"]])
+        if existing["status"] == "pending" and existing["digest_id"] is None:
+            refreshed += _refresh(db, existing, entry)
+    return fresh, refreshed
+
+
+def _insert_fresh(db: Database, feed_id: int, fresh: list[Entry], keep: set[int], now: datetime) -> list[int]:
+    """Store ``fresh``: those at the indexes in ``keep`` as pending, the others as skipped; the pending ids."""
+    new_ids: list[int] = []
+    for index, entry in enumerate(fresh):
+        status = "pending" if index in keep else "skipped"
+        cursor = db.execute(
+            """INSERT INTO entries (feed_id, key, guid, link, title, author, published, updated,
+               summary_html, content_html, tags, enclosures, first_seen, status, link_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [feed_id, entry.key, entry.guid, *_entry_values(entry)[1:], to_text(now), status, entry.link_key],
+        )
+        if status == "pending":
+            new_ids.append(int(cursor.lastrowid or 0))
+    return new_ids
 
 
 def _known_elsewhere(db: Database, feed_id: int, entry: Entry) -> bool:
