@@ -35,7 +35,18 @@ class Recorded:
 
 
 # Columns refreshed while an entry is still pending (never its key or first_seen).
-_REFRESHED = ("title", "link", "author", "published", "updated", "summary_html", "content_html", "tags", "enclosures")
+_REFRESHED = (
+    "title",
+    "link",
+    "author",
+    "published",
+    "updated",
+    "summary_html",
+    "content_html",
+    "tags",
+    "enclosures",
+    "language",
+)
 
 
 @guarded
@@ -109,8 +120,8 @@ def _insert_fresh(db: Database, feed_id: int, fresh: list[Entry], keep: set[int]
         status = "pending" if index in keep else "skipped"
         cursor = db.execute(
             """INSERT INTO entries (feed_id, key, guid, link, title, author, published, updated,
-               summary_html, content_html, tags, enclosures, first_seen, status, link_key)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               summary_html, content_html, tags, enclosures, language, first_seen, status, link_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [feed_id, entry.key, entry.guid, *_entry_values(entry)[1:], to_text(now), status, entry.link_key],
         )
         if status == "pending":
@@ -150,15 +161,15 @@ def _entry_values(entry: Entry) -> list[Any]:
     """The entry's values for ``key`` then the ``_REFRESHED`` columns, as stored."""
     return [entry.key, entry.link, entry.title, entry.author, to_text(entry.published), to_text(entry.updated),
             entry.summary_html, entry.content_html, json.dumps(list(entry.tags)),
-            _enclosures_json(entry.enclosures)]  # fmt: skip
+            _enclosures_json(entry.enclosures), entry.language]  # fmt: skip
 
 
 def _refresh(db: Database, existing: dict[str, Any], entry: Entry) -> int:
     """Store the entry's current content over a pending row; 1 if anything changed."""
-    _, link, title, author, published, updated, summary, content, tags, enclosures = _entry_values(entry)
+    _, link, title, author, published, updated, summary, content, tags, enclosures, language = _entry_values(entry)
     current = {"title": title, "link": link, "author": author, "published": published or existing["published"],
                "updated": updated, "summary_html": summary, "content_html": content, "tags": tags,
-               "enclosures": enclosures}  # fmt: skip
+               "enclosures": enclosures, "language": language}  # fmt: skip
     if all(existing[name] == current[name] for name in _REFRESHED):
         return 0
     assignments = ", ".join(f"{name} = ?" for name in _REFRESHED)
@@ -218,7 +229,8 @@ def _enclosures_json(enclosures: Iterable[Enclosure]) -> str:
 
 
 _ENTRY_SELECT = """
-    SELECT entries.*, feeds.title AS feed_title, feeds.site_url AS feed_site_url
+    SELECT entries.*, feeds.title AS feed_title, feeds.site_url AS feed_site_url,
+           feeds.subtitle AS feed_subtitle, feeds.language AS feed_language
     FROM entries JOIN feeds ON feeds.id = entries.feed_id
 """
 
@@ -239,6 +251,9 @@ def _stored_entry(row: dict[str, Any]) -> StoredEntry:
         content_html=row["content_html"],
         tags=tuple(json.loads(row["tags"])),
         enclosures=tuple(Enclosure(u, t, n) for u, t, n in json.loads(row["enclosures"])),
+        language=row["language"],
+        feed_subtitle=row["feed_subtitle"],
+        feed_language=row["feed_language"],
     )
 
 

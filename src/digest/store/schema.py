@@ -154,6 +154,14 @@ def _migration_bounces(db: Database) -> None:
     )
 
 
+def _migration_languages(db: Database) -> None:
+    # The feed's subtitle (masthead) and language (lang on the page), and an
+    # entry's own language when it differs from its feed's (lang/dir on its card).
+    db.execute("ALTER TABLE feeds ADD COLUMN subtitle TEXT")
+    db.execute("ALTER TABLE feeds ADD COLUMN language TEXT")
+    db.execute("ALTER TABLE entries ADD COLUMN language TEXT")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -162,6 +170,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_cross_feed_identity,
     _migration_retry_schedule,
     _migration_bounces,
+    _migration_languages,
 )
 
 
