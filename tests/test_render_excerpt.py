@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from digest import htmlclean
+from digest import excerpts, htmlclean
 
 
 def _excerpted(fragment: str, words: int) -> tuple[bool, str]:
     root = htmlclean.parse_fragment(fragment)
-    cut = htmlclean.excerpt(root, words)
+    cut = excerpts.excerpt(root, words)
     return cut, root.text_content()
 
 
@@ -18,8 +18,8 @@ def test_cjk_paragraphs_are_counted_by_characters() -> None:
     kept = text.count("这是一个")
     # 150 words at half a word per character: about 300 characters, i.e. 3-4 paragraphs of 85.
     assert 5 * 2 <= kept <= 5 * 5, kept
-    assert htmlclean.text_words("日本語の文章") == 3
-    assert htmlclean.text_words("한국어 text") == 3
+    assert excerpts.text_words("日本語の文章") == 3
+    assert excerpts.text_words("한국어 text") == 3
 
 
 def test_text_between_br_tags_is_counted() -> None:
@@ -41,12 +41,12 @@ def test_an_excerpt_never_ends_on_a_heading_or_a_bold_lead_in() -> None:
     )
     for words in (130, 190, 240):
         root = htmlclean.parse_fragment(fragment)
-        assert htmlclean.excerpt(root, words)
+        assert excerpts.excerpt(root, words)
         last = [c for c in root if isinstance(c.tag, str)][-1]
         assert last.tag == "p" and last.find("strong") is None and not last.text_content().endswith(":"), words
 
 
 def test_a_short_post_is_left_whole() -> None:
     root = htmlclean.parse_fragment("<p>one<br>two</p>")
-    assert htmlclean.excerpt(root, 150) is False
+    assert excerpts.excerpt(root, 150) is False
     assert root.find(".//br") is not None

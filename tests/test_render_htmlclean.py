@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lxml import html as lxml_html
 
-from digest import htmlclean
+from digest import excerpts, htmlclean
 
 LINK = "https://blog.example.org/2026/11/20/post/"
 
@@ -58,14 +58,14 @@ def test_excerpts_cut_between_blocks_and_never_end_on_a_heading() -> None:
     root = htmlclean.parse_fragment(
         f"<p>{words}</p><p>{words}</p><h3>Next part</h3><p>{words}</p><pre>code</pre><p>{words}</p>"
     )
-    assert htmlclean.excerpt(root, 100) is True
+    assert excerpts.excerpt(root, 100) is True
     assert [child.tag for child in root] == ["p", "p"]
 
 
 def test_the_first_block_is_kept_however_long() -> None:
     root = htmlclean.parse_fragment(f"<p>{' '.join(['word'] * 500)}</p><p>more</p>")
-    assert htmlclean.excerpt(root, 100) is True
-    assert [child.tag for child in root] == ["p"] and htmlclean.word_count(root) == 500
+    assert excerpts.excerpt(root, 100) is True
+    assert [child.tag for child in root] == ["p"] and excerpts.word_count(root) == 500
 
 
 def test_images_are_absolute_fitted_and_unloadable_ones_dropped() -> None:

@@ -1,4 +1,4 @@
-"""Make an entry's HTML fit for email, and cut excerpts.
+"""Make an entry's HTML fit for email (excerpts.py cuts excerpts).
 
 Runs after feedparser's own sanitising (which already drops script, style,
 iframe, object and on* attributes) and removes what no email should carry:
@@ -9,7 +9,6 @@ made absolute. Everything works on lxml trees; the caller serialises.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
@@ -17,15 +16,28 @@ from urllib.parse import urljoin, urlsplit
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
-_DROP_WITH_CONTENT = {"script", "style", "form", "button", "select", "textarea", "base", "meta", "link",
-                      "noscript", "template", "object", "embed", "applet"}  # fmt: skip
+_DROP_WITH_CONTENT = {
+    "script",
+    "style",
+    "form",
+    "button",
+    "select",
+    "textarea",
+    "base",
+    "meta",
+    "link",
+    "noscript",
+    "template",
+    "object",
+    "embed",
+    "applet",
+}
 _DROP_TAG_ONLY = {"input", "label", "fieldset", "legend", "optgroup", "option", "datalist", "output"}
 _MEDIA = {"iframe", "video", "audio", "picture", "source", "track"}
 _URL_ATTRS = ("href", "src", "poster", "cite", "background")
 _SAFE_SCHEMES = {"http", "https", "mailto", ""}
-_BLOCKS = {"p", "pre", "ul", "ol", "blockquote", "table", "h1", "h2", "h3", "h4", "h5", "h6", "div", "figure",
-           "hr", "dl", "section", "article", "aside", "header", "footer", "details"}  # fmt: skip
 COLUMN_WIDTH = 552  # 600 px layout minus the content padding
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 
 
 def parse_fragment(fragment: str) -> HtmlElement:
@@ -44,7 +56,26 @@ def serialise_children(root: HtmlElement) -> str:
 
 def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_url: str | None) -> None:
     """Clean ``root`` in place (see module docstring)."""
+    _drop_unwanted_elements(root, link)
     base = link or base_url or ""
+    for element in root.iter():
+        if isinstance(element.tag, str):
+            _clean_attributes(element, base)
+    for anchor in list(root.iter("a")):
+        if not anchor.get("href"):
+            anchor.drop_tag()  # a link whose target was unsafe: keep its words, not a dead link
+    for img in list(root.iter("img")):
+        if not img.get("src") or urlsplit(img.get("src", "")).scheme.lower() not in ("http", "https"):
+            _drop(img, keep_content=False)  # data: or relative without a base: nothing a client can load
+        elif is_tracking_pixel(img):
+            _drop(img, keep_content=False)  # the digest never reports its readers to anyone
+        else:
+            _fit_image(img)
+    _drop_repeated_heading(root, title)
+
+
+def _drop_unwanted_elements(root: HtmlElement, link: str | None) -> None:
+    """Comments, forms and their controls go; embedded media become a link to the post."""
     for element in list(root.iter()):
         if not isinstance(element.tag, str):  # comments, processing instructions
             _drop(element, keep_content=False)
@@ -58,35 +89,25 @@ def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_ur
             _drop(element, keep_content=tag not in ("input",))
         elif tag in _MEDIA:
             _replace_media(element, link)
-    for element in root.iter():
-        if not isinstance(element.tag, str):
+
+
+def _clean_attributes(element: HtmlElement, base: str) -> None:
+    """No event handlers or form targets; every URL absolute against ``base`` and of a safe scheme."""
+    for name in list(element.attrib):
+        if name.lower().startswith("on"):
+            del element.attrib[name]
+    for name in ("srcset", "sizes", "formaction", "action", "ping"):
+        element.attrib.pop(name, None)  # relative candidates we do not resolve; no forms
+    for name in _URL_ATTRS:
+        value = element.get(name)
+        if value is None:
             continue
-        for name in list(element.attrib):
-            if name.lower().startswith("on"):
-                del element.attrib[name]
-        for name in ("srcset", "sizes", "formaction", "action", "ping"):
-            element.attrib.pop(name, None)  # relative candidates we do not resolve; no forms
-        for name in _URL_ATTRS:
-            value = element.get(name)
-            if value is None:
-                continue
-            # feedparser leaves a javascript: link as href="": an empty link goes nowhere.
-            absolute = urljoin(base, value.strip()) if base and value.strip() else value.strip()
-            if not absolute or urlsplit(absolute).scheme.lower() not in _SAFE_SCHEMES:
-                del element.attrib[name]
-            else:
-                element.set(name, absolute)
-    for anchor in list(root.iter("a")):
-        if not anchor.get("href"):
-            anchor.drop_tag()  # a link whose target was unsafe: keep its words, not a dead link
-    for img in list(root.iter("img")):
-        if not img.get("src") or urlsplit(img.get("src", "")).scheme.lower() not in ("http", "https"):
-            _drop(img, keep_content=False)  # data: or relative without a base: nothing a client can load
-        elif is_tracking_pixel(img):
-            _drop(img, keep_content=False)  # the digest never reports its readers to anyone
+        # feedparser leaves a javascript: link as href="": an empty link goes nowhere.
+        absolute = urljoin(base, value.strip()) if base and value.strip() else value.strip()
+        if not absolute or urlsplit(absolute).scheme.lower() not in _SAFE_SCHEMES:
+            del element.attrib[name]
         else:
-            _fit_image(img)
-    _drop_repeated_heading(root, title)
+            element.set(name, absolute)
 
 
 def _drop(element: HtmlElement, *, keep_content: bool) -> None:
@@ -115,11 +136,28 @@ def _replace_media(element: HtmlElement, link: str | None) -> None:
     parent.replace(element, replacement)
 
 
-_TRACKERS = ("feeds.feedburner.com/~r/", "feedburner.com/~ff/", "feedproxy.google.com/~r/", "pixel.wp.com/",
-             "stats.wordpress.com/", "medium.com/_/stat", "/_/stat?event=", "pixel.quantserve.com/",
-             "www.google-analytics.com/", "ssl.google-analytics.com/", "statcounter.com/", "/tracking/pixel",
-             "substackcdn.com/open", "substack.com/o/", "list-manage.com/track/open", "doubleclick.net/",
-             "feedblitz.com/", "mf.feeds.reuters.com/", "assets.feedblitz.com/", "a.fsdn.com/")  # fmt: skip
+_TRACKERS = (
+    "feeds.feedburner.com/~r/",
+    "feedburner.com/~ff/",
+    "feedproxy.google.com/~r/",
+    "pixel.wp.com/",
+    "stats.wordpress.com/",
+    "medium.com/_/stat",
+    "/_/stat?event=",
+    "pixel.quantserve.com/",
+    "www.google-analytics.com/",
+    "ssl.google-analytics.com/",
+    "statcounter.com/",
+    "/tracking/pixel",
+    "substackcdn.com/open",
+    "substack.com/o/",
+    "list-manage.com/track/open",
+    "doubleclick.net/",
+    "feedblitz.com/",
+    "mf.feeds.reuters.com/",
+    "assets.feedblitz.com/",
+    "a.fsdn.com/",
+)
 
 
 def _pixels(value: str | None) -> int | None:
@@ -186,7 +224,7 @@ def _drop_repeated_heading(root: HtmlElement, title: str) -> None:
     ``# Title``), even when worded differently from the feed title, as in the
     shared feed; an ``<h2>`` goes only when it repeats the title.
     """
-    container = _content_container(root)
+    container = content_container(root)
     if (container.text or "").strip():
         return
     for child in container:
@@ -203,7 +241,7 @@ def _drop_repeated_heading(root: HtmlElement, title: str) -> None:
         return
 
 
-def _content_container(root: HtmlElement) -> HtmlElement:
+def content_container(root: HtmlElement) -> HtmlElement:
     """The element whose children are the post's blocks: ``root``, or a lone wrapper div inside it."""
     container = root
     while True:
@@ -219,19 +257,6 @@ def _content_container(root: HtmlElement) -> HtmlElement:
             container = children[0]
         else:
             return container
-
-
-# Chinese, Japanese and Korean are written without spaces: a character counts
-# as this many words (two characters read about as long as one English word).
-CJK_WORDS_PER_CHARACTER = 0.5
-_CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
-_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
-
-
-def text_words(text: str) -> int:
-    """Words in ``text``, CJK characters weighted by CJK_WORDS_PER_CHARACTER."""
-    characters = len(_CJK.findall(text))
-    return len(_CJK.sub(" ", text).split()) + math.ceil(characters * CJK_WORDS_PER_CHARACTER)
 
 
 # The template's classes and those the digest puts inside a post (code
@@ -265,105 +290,6 @@ def _keep_classes(root: HtmlElement, keep: Callable[[str], bool]) -> None:
 
 def shift_headings(root: HtmlElement) -> None:
     """Headings inside a post start at <h3>: the masthead is the <h1>, post titles are <h2>."""
-    for heading in list(root.iter(*_HEADINGS)):
+    for heading in list(root.iter(*HEADINGS)):
         level = int(str(heading.tag)[1])
         heading.tag = f"h{min(6, max(3, level + 1))}"
-
-
-def word_count(element: HtmlElement) -> int:
-    return text_words(element.text_content())
-
-
-def excerpt(root: HtmlElement, max_words: int) -> bool:
-    """Keep leading blocks of ``root`` up to about ``max_words`` words.
-
-    Cuts between blocks; text run together with ``<br>`` counts as blocks of
-    its own lines. Always keeps the first block that has text, and never ends
-    on a heading, a rule or a lone bold lead-in line. Returns True when
-    something was cut.
-    """
-    container = _content_container(root)
-    if word_count(container) <= max_words:
-        return False
-    _paragraphs_from_breaks(container)
-    for child in [c for c in container if isinstance(c.tag, str)]:
-        if child.tag in ("p", "div") and child.find("br") is not None and word_count(child) > max_words // 2:
-            _paragraphs_from_breaks(child)
-            if child.tag == "p" or not (child.text or "").strip():
-                child.drop_tag()  # its lines become the container's paragraphs
-    total = 0
-    kept_text = False
-    children = [c for c in container if isinstance(c.tag, str)]
-    for index, child in enumerate(children):
-        words = word_count(child)
-        if kept_text and total + words > max_words:
-            for rest in children[index:]:
-                rest.tail = None
-                rest.drop_tree()
-            # An excerpt that ends on a heading, a rule or a bold lead-in promises what it cuts.
-            kept = children[:index]
-            while len(kept) > 1 and _is_lead_in(kept[-1]):
-                kept.pop().drop_tree()
-            return True
-        total += words
-        kept_text = kept_text or words > 0
-    return False
-
-
-def _is_lead_in(block: HtmlElement) -> bool:
-    if block.tag in (*_HEADINGS, "hr"):
-        return True
-    text = block.text_content().strip()
-    if not text:
-        return block.tag != "img" and next(block.iter("img"), None) is None
-    bold = "".join(b.text_content() for b in block.iter("b", "strong")).strip()
-    return bold == text or (text.endswith(":") and text_words(text) <= 12)
-
-
-def _paragraphs_from_breaks(container: HtmlElement) -> None:
-    """Regroup ``container``'s loose text and inline elements into <p>s, one per <br>-separated line."""
-    nodes = list(container)
-    loose = (container.text or "").strip() or any(
-        isinstance(n.tag, str) and (n.tag == "br" or n.tag not in _BLOCKS) and (n.tail or "").strip() for n in nodes
-    )
-    if not loose and not any(isinstance(n.tag, str) and n.tag == "br" for n in nodes):
-        return
-    lead = container.text or ""
-    container.text = None
-    for node in nodes:
-        container.remove(node)
-    out: list[HtmlElement] = []
-    current: HtmlElement | None = None
-
-    def add_text(text: str | None) -> None:
-        nonlocal current
-        if not text:
-            return
-        if current is None:
-            if not text.strip():
-                return
-            current = lxml_html.Element("p")
-            out.append(current)
-        if len(current):
-            current[-1].tail = (current[-1].tail or "") + text
-        else:
-            current.text = (current.text or "") + text
-
-    add_text(lead)
-    for node in nodes:
-        tail, node.tail = node.tail, None
-        if not isinstance(node.tag, str):
-            pass
-        elif node.tag == "br":
-            current = None
-        elif node.tag in _BLOCKS:
-            current = None
-            out.append(node)
-        else:
-            if current is None:
-                current = lxml_html.Element("p")
-                out.append(current)
-            current.append(node)
-        add_text(tail)
-    for element in out:
-        container.append(element)

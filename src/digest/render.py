@@ -1,8 +1,8 @@
 """Turn stored entries into one Digest: subject, inlined HTML, text part.
 
-Runs once per digest (never per subscriber): each entry is cleaned
-(htmlclean), its code redrawn (codeblocks) and turned into text (textify);
-the Jinja2 templates lay the entries out, premailer inlines the CSS, and
+Runs once per digest (never per subscriber): each entry is made ready by
+entryview.py (cleaned, cut, its code redrawn, turned into text); the Jinja2
+templates lay the entries out, premailer inlines the CSS, and
 _Layout picks each entry's form (full, excerpt, title) so the HTML fits
 DIGEST_MAX_HTML_BYTES. The result still holds the personal placeholders
 below; message.py substitutes them per recipient.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -24,8 +24,9 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
-from digest import codeblocks, headers, htmlclean, sandbox, sanitize, textdir, textify
+from digest import entryview, headers, sandbox, textify
 from digest.config import Settings
+from digest.entryview import EntryView
 from digest.errors import ConfigError, RenderError, TemplateLimitError
 from digest.models import Digest, StoredEntry
 from digest.placeholders import LEGACY_RECIPIENT, LEGACY_UNSUBSCRIBE, Placeholders
@@ -38,27 +39,6 @@ UNSUBSCRIBE_PLACEHOLDER = LEGACY_UNSUBSCRIBE
 RECIPIENT_PLACEHOLDER = LEGACY_RECIPIENT
 
 GMAIL_CLIP_BYTES = 102_000
-
-
-@dataclass
-class EntryView:
-    """What the templates see of one entry."""
-
-    title: str
-    link: str | None
-    date: str | None
-    author: str | None
-    tags: tuple[str, ...]
-    body: Markup
-    text: str
-    form: str  # full | excerpt | title
-    feed_title: str
-    feed_url: str | None
-    enclosures: list[dict[str, Any]] = field(default_factory=list)
-    feed_subtitle: str | None = None
-    feed_language: str | None = None
-    lang: str | None = None  # the entry's language, for lang=""
-    dir: str | None = None  # "rtl" for Arabic, Hebrew, Persian or Urdu script entries
 
 
 @dataclass
@@ -145,7 +125,7 @@ def render_digest(
     placeholders = placeholders or Placeholders.new()
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
     env = template_environment(settings)
-    issue = Issue(_format_date(issued or datetime.now(UTC), settings) or "", archive_url)
+    issue = Issue(entryview.format_date(issued or datetime.now(UTC), settings) or "", archive_url)
     layout = _Layout(ordered, settings, env, placeholders, issue)
     html, context = layout.fit()
     text = _render(env, "digest.txt.j2", context)
@@ -193,7 +173,7 @@ class _Layout:
     def view(self, index: int, form: str) -> EntryView:
         key = (index, form)
         if key not in self._views:
-            self._views[key] = _entry_view(self.ordered[index], self.settings, form)
+            self._views[key] = entryview.entry_view(self.ordered[index], self.settings, form)
         return self._views[key]
 
     def context(self, forms: list[str]) -> dict[str, Any]:
@@ -359,54 +339,6 @@ def render_subject(settings: Settings, views: list[EntryView]) -> str:
         raise ConfigError(f"DIGEST_SUBJECT: {exc}") from None
     # One line, always: feed titles may carry CR/LF, control characters and runs of blanks.
     return headers.clean(subject, headers.MAX_SUBJECT, "\u2026") or "New posts"
-
-
-def _entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
-    source = entry.content_html or entry.summary_html
-    safe = sanitize.sanitise_entry_html(source, link=entry.link) if form != "title" else ""
-    root = htmlclean.parse_fragment(safe)
-    htmlclean.clean_entry_html(root, title=entry.title, link=entry.link, base_url=entry.feed_site_url)
-    actual = form
-    if form == "excerpt":
-        if entry.summary_html and not entry.content_html:
-            actual = "full" if htmlclean.word_count(root) <= settings.excerpt_words else "excerpt"
-        if htmlclean.excerpt(root, settings.excerpt_words) is False and actual == "excerpt":
-            actual = "full"
-    htmlclean.drop_impostor_classes(root)
-    codeblocks.style_code_blocks(root, settings.code_style)
-    htmlclean.drop_foreign_classes(root)
-    htmlclean.shift_headings(root)
-    text = textify.html_to_text(root)
-    declared = textdir.declared_language(root) or entry.language
-    lang, rtl = textdir.language_and_direction(f"{entry.title} {text}", declared, entry.feed_language)
-    if rtl:
-        for pre in root.iter("pre"):
-            pre.set("dir", "ltr")  # code reads left to right inside a right-to-left post
-    body = htmlclean.serialise_children(root)
-    return EntryView(
-        title=entry.title or "(untitled)",
-        link=entry.link,
-        date=_format_date(entry.published, settings),
-        author=entry.author,
-        tags=entry.tags,
-        body=Markup(body),  # noqa: S704 - cleaned above
-        text=text,
-        form=actual,
-        feed_title=entry.feed_title,
-        feed_url=entry.feed_site_url,
-        feed_subtitle=entry.feed_subtitle,
-        feed_language=entry.feed_language,
-        enclosures=[{"url": e.url, "type": e.type, "length": e.length} for e in entry.enclosures],
-        lang=lang,
-        dir=rtl,
-    )
-
-
-def _format_date(moment: datetime | None, settings: Settings) -> str | None:
-    if moment is None:
-        return None
-    local = moment.astimezone(settings.zone)
-    return f"{local.day} {local:%B %Y}"
 
 
 def html_size_report(html: str) -> str:

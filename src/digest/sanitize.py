@@ -18,11 +18,74 @@ import nh3
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
-_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del", "details",
-         "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
-         "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "section", "small", "span", "strong", "sub",
-         "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul", "var", "article",
-         "aside", "header", "footer", "main", "picture", "bdi", "bdo", "wbr"}  # fmt: skip
+_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "section",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "u",
+    "ul",
+    "var",
+    "article",
+    "aside",
+    "header",
+    "footer",
+    "main",
+    "picture",
+    "bdi",
+    "bdo",
+    "wbr",
+}
 _ATTRIBUTES = {
     "*": {"class", "id", "title", "lang", "dir", "style"},
     "a": {"href", "name"},
@@ -37,12 +100,34 @@ _ATTRIBUTES = {
     "pre": {"data-lang"},
     "code": {"data-lang"},
 }
-_DROP_WITH_CONTENT = {"script", "style", "form", "button", "select", "textarea", "noscript", "template", "applet",
-                      "math", "svg", "title", "head"}  # fmt: skip
+_DROP_WITH_CONTENT = {
+    "script",
+    "style",
+    "form",
+    "button",
+    "select",
+    "textarea",
+    "noscript",
+    "template",
+    "applet",
+    "math",
+    "svg",
+    "title",
+    "head",
+}
 # Inline styles that carry meaning (a highlighter's colours, alignment); no
 # positioning, no url(), nothing that can cover the rest of the email.
-_STYLE_PROPERTIES = {"color", "background-color", "font-weight", "font-style", "text-decoration", "text-align",
-                     "vertical-align", "width", "height"}  # fmt: skip
+_STYLE_PROPERTIES = {
+    "color",
+    "background-color",
+    "font-weight",
+    "font-style",
+    "text-decoration",
+    "text-align",
+    "vertical-align",
+    "width",
+    "height",
+}
 _EMBEDS = ("iframe", "video", "audio", "embed", "object")
 
 
@@ -86,32 +171,43 @@ def embeds_to_links(fragment: str, *, link: str | None) -> str:
 
 def _embed_target(element: HtmlElement, link: str | None) -> tuple[str | None, str]:
     """Where an embed leads and the words that say so."""
-    source = element.get("src") or element.get("data") or ""
-    if not source:
-        for child in element.iter("source", "embed"):
-            source = child.get("src") or ""
-            if source:
-                break
-    kind = (element.get("type") or "").lower()
-    url = urljoin(link or "", source.strip()) if source.strip() else ""
+    source = _embed_source(element)
+    url = urljoin(link or "", source) if source else ""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
     if parts.scheme not in ("http", "https"):
         return link, _generic_label(element.tag)
-    if host in ("youtube.com", "youtube-nocookie.com", "youtu.be"):
-        video = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        if parts.path.startswith("/watch"):
-            video = parse_qs(parts.query).get("v", [video])[0]
-        return f"https://www.youtube.com/watch?v={video}", "Watch on YouTube"
-    if host == "player.vimeo.com":
-        return f"https://vimeo.com/{parts.path.rstrip('/').rsplit('/', 1)[-1]}", "Watch on Vimeo"
-    if parts.path.lower().endswith(".pdf") or kind == "application/pdf":
+    host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
+    known = _known_player(host, parts.path, parts.query)
+    if known is not None:
+        return known
+    if parts.path.lower().endswith(".pdf") or (element.get("type") or "").lower() == "application/pdf":
         return url, "Open the PDF"
-    if host.endswith("spotify.com") or host.endswith("soundcloud.com"):
+    if host.endswith(("spotify.com", "soundcloud.com")):
         return (link or url), "Listen on the site"
     if element.tag == "iframe" and link:
         return link, "See the embedded content on the site"
     return url, _generic_label(element.tag)
+
+
+def _embed_source(element: HtmlElement) -> str:
+    """The embed's own src/data, else that of its first <source> or <embed>."""
+    for candidate in (element, *element.iter("source", "embed")):
+        source = (candidate.get("src") or (candidate.get("data") if candidate is element else "") or "").strip()
+        if source:
+            return source
+    return ""
+
+
+def _known_player(host: str, path: str, query: str) -> tuple[str, str] | None:
+    """The watch page of a YouTube or Vimeo player URL."""
+    if host in ("youtube.com", "youtube-nocookie.com", "youtu.be"):
+        video = path.rstrip("/").rsplit("/", 1)[-1]
+        if path.startswith("/watch"):
+            video = parse_qs(query).get("v", [video])[0]
+        return f"https://www.youtube.com/watch?v={video}", "Watch on YouTube"
+    if host == "player.vimeo.com":
+        return f"https://vimeo.com/{path.rstrip('/').rsplit('/', 1)[-1]}", "Watch on Vimeo"
+    return None
 
 
 def _generic_label(tag: str) -> str:

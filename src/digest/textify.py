@@ -17,8 +17,26 @@ from lxml.html import HtmlElement
 from digest import codewrap
 
 WIDTH = 72
-_BLOCK = {"p", "div", "section", "article", "header", "footer", "aside", "figure", "figcaption", "ul", "ol", "dl",
-          "dt", "dd", "table", "tr", "details", "summary"}  # fmt: skip
+_BLOCK = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "aside",
+    "figure",
+    "figcaption",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "details",
+    "summary",
+}
 
 
 def wrap_paragraph(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:
