@@ -276,3 +276,19 @@ def test_a_post_that_is_only_a_code_block_is_restyled() -> None:
     root = _styled('<div class="highlight"><pre class="chroma"><code><span class="k">let</span> x</code></pre></div>')
     out = lxml_html.tostring(root, encoding="unicode")
     assert "<td" in out and "color:" in out and 'class="k"' not in out
+
+
+def test_a_string_literal_is_not_cut_when_a_cut_before_it_lets_it_fit() -> None:
+    string = '"log-and-continue-with-the-next-attempt"'
+    line = f"        result = call(attempt, timeout_seconds=30, on_failure={string})  # try again"
+    lines = code_pre(styled(f'<pre><code class="language-python">{line}\n</code></pre>')).text_content().split("\n")
+    assert len(lines) > 1 and max(len(piece.rstrip()) for piece in lines) <= codeblocks.WRAP_COLUMNS
+    assert any(string in piece for piece in lines), lines  # whole, on one line
+    assert any(piece.strip().endswith("# try again") for piece in lines)  # nor the comment
+
+
+def test_a_block_inside_a_list_wraps_narrower_by_the_lists_indent() -> None:
+    long_line = "x = " + " + ".join(f"value_{n}" for n in range(12))
+    root = styled(f'<ul><li><pre><code class="language-python">{long_line}\n</code></pre></li></ul>')
+    lines = code_pre(root).text_content().split("\n")
+    assert max(len(piece) for piece in lines) < codeblocks.WRAP_COLUMNS - 2

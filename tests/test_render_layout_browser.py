@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from digest import render
-from helpers import FIXTURES, settings_from, stored_entries_from
+from helpers import FIXTURES, SHARED_FEED, settings_from, stored_entries_from
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FEEDS = sorted(p for p in (FIXTURES / "render").iterdir() if p.suffix in (".atom", ".rss", ".xml"))
@@ -77,6 +77,57 @@ return Array.from(document.querySelectorAll('table.dg-entry')).map(function (car
                   && t.top >= c.top - 1 && t.bottom <= c.bottom + 1};
 });
 """
+
+
+# Each code block's height against its line count: a line the browser wraps
+# again (beyond the server's marked wrap) makes the block taller than
+# lines x line-height.
+CODE_LINES = """
+return Array.from(document.querySelectorAll('pre.dg-code')).map(function (pre) {
+  var style = getComputedStyle(pre);
+  return {lines: pre.textContent.split('\\n').length, height: pre.getBoundingClientRect().height,
+          lineHeight: parseFloat(style.lineHeight), fontSize: parseFloat(style.fontSize),
+          first: pre.textContent.split('\\n')[0]};
+});
+"""
+
+
+def _code_block_problems(browser: Any, pages: list[tuple[str, Path, list[str]]]) -> tuple[list[str], int]:
+    problems: list[str] = []
+    blocks = 0
+    for name, path, _ in pages:
+        if not name.endswith("-styled"):
+            continue  # without <style> the phone rules (smaller code font) do not apply
+        browser.get(path.as_uri())
+        for block in browser.execute_script(CODE_LINES):
+            blocks += 1
+            if block["height"] > block["lines"] * block["lineHeight"] + 1:
+                problems.append(
+                    f"{name}: a block of {block['lines']} lines is {block['height']:.0f}px high at "
+                    f"{block['fontSize']}px/{block['lineHeight']}px ({block['first'][:40]!r}...)"
+                )
+    return problems, blocks
+
+
+def test_code_lines_wrap_only_where_the_server_wrapped_them_on_a_phone(
+    browser: Any, pages: list[tuple[str, Path, list[str]]], tmp_path: Path, env: dict[str, str]
+) -> None:
+    if SHARED_FEED.exists():  # the user's own code-heavy Jekyll feed, when the checkout has it
+        digest = render.render_digest(stored_entries_from(SHARED_FEED), settings_from({**env, "DIGEST_MODE": "full"}))
+        path = tmp_path / "jekyll-full-styled.html"
+        path.write_text(digest.html, encoding="utf-8")
+        pages = [*pages, (path.stem, path, [])]
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+    # A phone's scrollbar overlays the page; desktop Chromium's would take 15 px of the 390.
+    browser.execute_cdp_cmd("Emulation.setScrollbarsHidden", {"hidden": True})
+    try:
+        problems, blocks = _code_block_problems(browser, pages)
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScrollbarsHidden", {"hidden": False})
+    assert blocks > 10
+    assert not problems, "\n".join(problems)
 
 
 def test_fixture_digests_fit_phone_and_desktop_with_and_without_style(

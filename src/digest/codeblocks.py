@@ -25,6 +25,7 @@ copied code keeps real spaces.
 from __future__ import annotations
 
 import html
+import math
 import re
 
 from lxml import html as lxml_html
@@ -46,9 +47,17 @@ __all__ = [
 ]
 
 MONOSPACE = "SFMono-Regular, Menlo, Consolas, 'Liberation Mono', 'Courier New', monospace"
-# 600 px layout - 2 x 24 px card padding - 2 x 14 px cell padding - border =
-# 522 px; a 13 px monospace glyph is ~7.8 px wide (Menlo, Courier New).
-WRAP_COLUMNS = 66
+# What fits a 390 px phone, where the template's @media rule sets the code
+# font to MOBILE_CODE_PX and narrows the paddings: 390 - 2 x 12 px card
+# padding - 2 x 6 px cell padding - 4 px borders = 350 px; a monospace glyph
+# is 0.6 em (0.602 in Menlo and DejaVu Sans Mono), 52 x 6.62 = 344 px. On the
+# 600 px desktop layout (13 px, 522 px) the same lines fit with room to spare.
+WRAP_COLUMNS = 52
+MOBILE_CODE_PX = 11
+DESKTOP_CODE_PX = 13
+# Left indentation (px) of a block inside these elements, from _styles.css.j2
+# (.dg-entry-body ul/ol padding, blockquote padding and border).
+_INDENT_PX = {"ul": 24, "ol": 24, "blockquote": 17, "dd": 40}
 # Inline `code` in prose: a light chip, whatever the block style (the dark-mode
 # rule for .dg-inline-code recolours it where @media works).
 INLINE_CODE_STYLE = (
@@ -87,13 +96,19 @@ def _serialise(lines: list[list[Run]], colours: CodePalette) -> str:
     return "".join(out)
 
 
-def _code_html(runs: list[Run], colours: CodePalette) -> str:
+def wrap_columns(pre: HtmlElement) -> int:
+    """WRAP_COLUMNS less what the lists and quotes around the block indent it by (the template's CSS)."""
+    indent = sum(_INDENT_PX.get(str(a.tag), 0) for a in pre.iterancestors())
+    return max(WRAP_COLUMNS - math.ceil(indent / (MOBILE_CODE_PX * 0.602)), 20)
+
+
+def _code_html(runs: list[Run], colours: CodePalette, columns: int = WRAP_COLUMNS) -> str:
     lines = [codewrap.rstrip(codewrap.expand_tabs(line)) for line in codewrap.lines(runs)]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
         lines.pop()
-    return _serialise([codewrap.wrap(line, WRAP_COLUMNS) for line in lines], colours)
+    return _serialise([codewrap.wrap(line, columns) for line in lines], colours)
 
 
 # --- the block ---------------------------------------------------------------------------------
@@ -110,7 +125,7 @@ def style_code_blocks(root: HtmlElement, style_name: str) -> None:
             br.tail = "\n" + (br.tail or "")
             br.drop_tree()
         runs = highlighters.runs_of(pre, colours)
-        _replace_with_block(pre, _code_html(runs, colours), colours)
+        _replace_with_block(pre, _code_html(runs, colours, wrap_columns(pre)), colours)
     for code in root.iter("code"):
         parent = code.getparent()
         if parent is not None and parent.tag != "pre":
@@ -221,7 +236,7 @@ def _replace_with_block(pre: HtmlElement, inner: str, colours: CodePalette) -> N
         'style="border-collapse:separate;margin:0 0 16px 0;width:100%">'
         f'<tr><td class="dg-code-cell" bgcolor="{colours.background}" '
         f'style="background-color:{colours.background};border:1px solid {colours.border};padding:12px 14px">'
-        f'<pre class="dg-code" style="margin:0;font-family:{MONOSPACE};font-size:13px;line-height:1.5;'
+        f'<pre class="dg-code" style="margin:0;font-family:{MONOSPACE};font-size:{DESKTOP_CODE_PX}px;line-height:1.5;'
         f'color:{colours.foreground};white-space:pre-wrap;word-wrap:break-word;word-break:break-word">{inner}</pre>'
         "</td></tr></table>"
     )

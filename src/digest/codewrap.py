@@ -103,24 +103,40 @@ def cut_points(text: str, width: int, continuation: int, strings: list[tuple[int
     """Where to cut ``text`` so no piece passes ``width`` (later pieces carry ``continuation`` columns more)."""
     cuts: list[int] = []
     start, limit = 0, width
+    following = max(width - continuation, 8)
     while len(text) - start > limit:
         shifted = [(begin - start, end - start) for begin, end in strings]
-        best = _best_cut(text[start : start + limit], shifted)
+        best = _best_cut(text[start : start + limit], shifted, following)
         cuts.append(start + best)
         start += best
-        limit = max(width - continuation, 8)
+        limit = following
     return cuts
 
 
-def _best_cut(window: str, strings: list[tuple[int, int]]) -> int:
+def _best_cut(window: str, strings: list[tuple[int, int]], following: int) -> int:
+    """The cut in ``window``: after a space, else punctuation, in its last half and outside strings.
+
+    When every such cut falls inside one string (or comment), an earlier cut
+    before it is taken if the whole string then fits the next line.
+    """
     half = len(window) // 2
-    spaces = [i + 1 for i, c in enumerate(window) if c == " " and i + 1 > half]
-    marks = [i + 1 for i, c in enumerate(window) if c in _BREAK_AFTER and i + 1 > half]
-    for group in (spaces, marks):
-        outside = [offset for offset in group if not _inside(offset, strings)]
-        if outside:
-            return _past_blanks(window, max(outside))
-    return _past_blanks(window, max(spaces or marks or [len(window)]))
+    spaces = [i + 1 for i, c in enumerate(window) if c == " "]
+    marks = [i + 1 for i, c in enumerate(window) if c in _BREAK_AFTER]
+    late_spaces, late_marks = [o for o in spaces if o > half], [o for o in marks if o > half]
+    outside = [o for o in late_spaces if not _inside(o, strings)] or [o for o in late_marks if not _inside(o, strings)]
+    if outside:
+        return _past_blanks(window, max(outside))
+    fallback = max(late_spaces or late_marks or [len(window)])
+    return _past_blanks(window, _before_string(fallback, marks, strings, following) or fallback)
+
+
+def _before_string(cut: int, marks: list[int], strings: list[tuple[int, int]], following: int) -> int | None:
+    """A cut before the string ``cut`` falls in, if the string then fits in ``following`` columns."""
+    span = next(((begin, end) for begin, end in strings if begin < cut < end), None)
+    if span is None:
+        return None
+    before = [o for o in marks if 0 < o <= span[0] and span[1] - o <= following]
+    return max(before) if before else None
 
 
 def _past_blanks(window: str, offset: int) -> int:
