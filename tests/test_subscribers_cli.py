@@ -116,7 +116,7 @@ def test_list_defaults_to_csv_when_not_a_terminal(listed: dict[str, str]) -> Non
     parsed = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["email"] for r in parsed] == ["ada@example.com", "eve@example.com"]
     assert parsed[1]["name"] == 'Eve "E", Esq.'
-    assert list(parsed[0]) == ["email", "name", "status", "created", "updated", "source"]
+    assert list(parsed[0]) == ["email", "name", "status", "created", "updated", "source", "confirmed"]
 
 
 def test_list_json_all_statuses(listed: dict[str, str]) -> None:
@@ -137,7 +137,7 @@ def test_list_table_has_aligned_columns_and_counts(listed: dict[str, str]) -> No
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["EMAIL", "NAME", "STATUS", "SINCE"]
     assert lines[1].startswith("bob@example.com  ") and "unsubscribed" in lines[1]
-    assert lines[-1] == "1 listed. Total: 2 active, 1 unsubscribed, 0 bounced"
+    assert lines[-1] == "1 listed. Total: 2 active, 0 pending, 1 unsubscribed, 0 bounced"
 
 
 def test_list_rejects_unknown_status_and_format(env: dict[str, str]) -> None:
@@ -227,4 +227,4 @@ def test_list_prints_a_table_on_a_terminal(listed: dict[str, str]) -> None:
     assert process.returncode == 0, process.stderr
     lines = output.decode("utf-8").splitlines()
     assert lines[0].split() == ["EMAIL", "NAME", "STATUS", "SINCE"]
-    assert lines[-1] == "2 listed. Total: 2 active, 1 unsubscribed, 0 bounced"
+    assert lines[-1] == "2 listed. Total: 2 active, 0 pending, 1 unsubscribed, 0 bounced"

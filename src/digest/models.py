@@ -9,8 +9,12 @@ from typing import Literal
 # The subscriber statuses, and the columns of `digest subscribers export`.
 # Here, not in subscribers.py, so the CLI can build its options without
 # importing the database layer.
-STATUSES = ("active", "unsubscribed", "bounced")
-EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source")
+# "pending": signed up on the web form, not confirmed yet; never sent a digest.
+# The export carries the consent record: where the address came from
+# (source: form, cli, import:<file>), when it signed up (created) and when it
+# confirmed its address (confirmed; empty for owner-added addresses).
+STATUSES = ("active", "pending", "unsubscribed", "bounced")
+EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source", "confirmed")
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,18 @@ def read_bounce_imap(src: Source) -> Fields:
     }
 
 
+def read_signup(src: Source) -> Fields:
+    return {
+        "signup": src.boolean("DIGEST_SIGNUP", "signup"),
+        "signup_min_age": src.duration("DIGEST_SIGNUP_MIN_AGE", "signup_min_age"),
+        "signup_per_ip": src.integer("DIGEST_SIGNUP_PER_IP", "signup_per_ip", minimum=1),
+        "signup_mails_per_hour": src.integer("DIGEST_SIGNUP_MAILS_PER_HOUR", "signup_mails_per_hour", minimum=1),
+        "confirm_interval": src.duration("DIGEST_CONFIRM_INTERVAL", "confirm_interval"),
+        "confirm_ttl": src.duration("DIGEST_CONFIRM_TTL", "confirm_ttl"),
+        "welcome": src.boolean("DIGEST_WELCOME", "welcome"),
+    }
+
+
 READERS = (
     read_paths,
     read_schedule,
@@ -220,4 +232,5 @@ READERS = (
     read_logging,
     read_bounces,
     read_bounce_imap,
+    read_signup,
 )

@@ -81,6 +81,14 @@ class Settings:
     smtp_verify_cert: bool = True
     allow_test_domains: bool = False
     retry_for: float = 2 * 86400.0
+    # The web sign-up (double opt-in) and its limits.
+    signup: bool = True
+    signup_min_age: float = 3.0  # a form token younger than this is a bot's
+    signup_per_ip: int = 20  # POST /subscribe per client address per hour
+    signup_mails_per_hour: int = 100  # confirmation emails per hour, all addresses together
+    confirm_interval: float = 86400.0  # at most one confirmation email per address in this time
+    confirm_ttl: float = 7 * 86400.0
+    welcome: bool = True
     # One line each, for the CLI to print and the daemon to log (config_warnings.py).
     warnings: tuple[str, ...] = ()
 

@@ -162,6 +162,23 @@ def _migration_languages(db: Database) -> None:
     db.execute("ALTER TABLE entries ADD COLUMN language TEXT")
 
 
+def _migration_signups(db: Database) -> None:
+    # Web sign-up with double opt-in: the consent record on each subscriber,
+    # the single-use confirmation nonce, and what the rate limits count.
+    # One execute per statement (executescript would commit mid-migration).
+    statements = (
+        "ALTER TABLE subscribers ADD COLUMN confirmed TEXT",  # when the address confirmed (double opt-in)
+        "ALTER TABLE subscribers ADD COLUMN confirm_nonce TEXT",  # the one confirmation link that works
+        "ALTER TABLE subscribers ADD COLUMN confirm_sent TEXT",  # when the last confirmation mail went out
+        # kind: request (a POST /subscribe, client = its address) | mail (a confirmation sent, client '')
+        "CREATE TABLE signup_events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, client TEXT NOT NULL, at TEXT NOT NULL)",
+        "CREATE INDEX signup_events_kind ON signup_events(kind, client, at)",
+        "CREATE TABLE used_form_tokens (nonce TEXT PRIMARY KEY, at TEXT NOT NULL)",
+    )
+    for statement in statements:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -171,6 +188,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_retry_schedule,
     _migration_bounces,
     _migration_languages,
+    _migration_signups,
 )
 
 

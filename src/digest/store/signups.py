@@ -1,0 +1,134 @@
+"""Web sign-ups: pending subscribers, their confirmation, and what the limits count.
+
+Every decision about *whether* to send a confirmation is made in
+:mod:`digest.signup`; this module records and reads the facts it needs, each
+write in one short ``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlite_utils import Database
+
+from digest.models import Subscriber
+from digest.store.connection import write_transaction
+from digest.store.times import from_text, to_text
+from digest.subscribers import new_token
+
+_COLUMNS = "id, email, name, status, token"
+
+
+@dataclass(frozen=True)
+class SignupState:
+    """A subscriber as the sign-up sees it: who, in which state, when last sent a confirmation."""
+
+    subscriber: Subscriber
+    created: bool  # the row was made by this request
+    confirm_sent: datetime | None
+    unsubscribe_reason: str | None
+
+
+def request_signup(db: Database, email: str, name: str | None, now: datetime) -> SignupState:
+    """Find ``email`` or create it as ``pending`` (source ``form``); a pending row gets the new name."""
+    stamp = to_text(now)
+    with write_transaction(db):
+        row = db.execute(
+            "SELECT id, status, confirm_sent, unsubscribe_reason FROM subscribers WHERE email = ?", [email]
+        ).fetchone()
+        created = row is None
+        if created:
+            db.execute(
+                "INSERT INTO subscribers (email, name, status, token, created, updated, source) "
+                "VALUES (?, ?, 'pending', ?, ?, ?, 'form')",
+                [email, name, new_token(), stamp, stamp],
+            )
+        elif row[1] == "pending" and name:
+            db.execute("UPDATE subscribers SET name = ?, updated = ? WHERE id = ?", [name, stamp, row[0]])
+        found = db.execute(
+            f"SELECT {_COLUMNS}, confirm_sent, unsubscribe_reason FROM subscribers WHERE email = ?",  # noqa: S608
+            [email],
+        ).fetchone()
+    return SignupState(Subscriber(*found[:5]), created, from_text(found[5]), found[6])
+
+
+def start_confirmation(db: Database, subscriber_id: int, nonce: str, now: datetime) -> None:
+    """Record that a confirmation with ``nonce`` is being mailed now (only that link will work)."""
+    with write_transaction(db):
+        db.execute(
+            "UPDATE subscribers SET confirm_nonce = ?, confirm_sent = ? WHERE id = ?",
+            [nonce, to_text(now), subscriber_id],
+        )
+        db.execute("INSERT INTO signup_events (kind, client, at) VALUES ('mail', '', ?)", [to_text(now)])
+
+
+def cancel_confirmation(db: Database, subscriber_id: int) -> None:
+    """The mail did not go out: no live link, and the next attempt is not held back."""
+    with write_transaction(db):
+        db.execute("UPDATE subscribers SET confirm_nonce = NULL, confirm_sent = NULL WHERE id = ?", [subscriber_id])
+        db.execute("DELETE FROM signup_events WHERE id = (SELECT MAX(id) FROM signup_events WHERE kind = 'mail')")
+
+
+def confirm(db: Database, token: str, nonce: str, now: datetime) -> Subscriber | None:
+    """Make the subscriber whose link this is active, once: the nonce is spent. None if it is not live."""
+    with write_transaction(db):
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM subscribers WHERE token = ? AND confirm_nonce = ?",  # noqa: S608
+            [token, nonce],
+        ).fetchone()
+        if row is None:
+            return None
+        stamp = to_text(now)
+        db.execute(
+            "UPDATE subscribers SET status = 'active', confirmed = ?, confirm_nonce = NULL, "
+            "unsubscribe_reason = NULL, bounce_score = 0, updated = ? WHERE id = ?",
+            [stamp, stamp, row[0]],
+        )
+    return Subscriber(row[0], row[1], row[2], "active", row[4])
+
+
+def confirmation_is_live(db: Database, token: str, nonce: str) -> bool:
+    row = db.execute("SELECT 1 FROM subscribers WHERE token = ? AND confirm_nonce = ?", [token, nonce]).fetchone()
+    return row is not None
+
+
+def count_events(db: Database, kind: str, since: datetime, client: str = "") -> int:
+    row = db.execute(
+        "SELECT COUNT(*) FROM signup_events WHERE kind = ? AND client = ? AND at > ?", [kind, client, to_text(since)]
+    ).fetchone()
+    return int(row[0])
+
+
+def record_request(db: Database, client: str, now: datetime) -> None:
+    with write_transaction(db):
+        db.execute("INSERT INTO signup_events (kind, client, at) VALUES ('request', ?, ?)", [client, to_text(now)])
+
+
+def spend_form_token(db: Database, nonce: str, now: datetime) -> bool:
+    """True the first time ``nonce`` is presented, False ever after (a replayed form token)."""
+    with write_transaction(db):
+        cursor = db.execute("INSERT OR IGNORE INTO used_form_tokens (nonce, at) VALUES (?, ?)", [nonce, to_text(now)])
+        return cursor.rowcount == 1
+
+
+def purge(db: Database, now: datetime, confirm_ttl: float) -> int:
+    """Forget what has expired: pending sign-ups never confirmed, old counters and spent tokens.
+
+    Returns the number of pending subscribers deleted. Rows of people who had
+    been subscribed before (unsubscribed, asking to come back) only lose
+    their dead confirmation link.
+    """
+    expired = to_text(now - timedelta(seconds=confirm_ttl))
+    day_ago = to_text(now - timedelta(days=2))
+    with write_transaction(db):
+        deleted = db.execute(
+            "DELETE FROM subscribers WHERE status = 'pending' AND COALESCE(confirm_sent, created) < ?", [expired]
+        ).rowcount
+        db.execute(
+            "UPDATE subscribers SET confirm_nonce = NULL WHERE confirm_nonce IS NOT NULL AND confirm_sent < ?",
+            [expired],
+        )
+        db.execute("DELETE FROM signup_events WHERE at < ?", [day_ago])
+        db.execute("DELETE FROM used_form_tokens WHERE at < ?", [day_ago])
+    return int(deleted)
