@@ -268,3 +268,25 @@ def test_pending_subscribers_are_listed_apart(environ: dict[str, str], db: Datab
     active = run_cli(["subscribers", "list", "--format", "csv"], environ).stdout
     assert "waiting@example.org" in pending and "ada@example.com" not in pending
     assert "waiting@example.org" not in active
+
+
+def test_form_snippet_posts_to_the_public_url_with_a_honeypot(environ: dict[str, str]) -> None:
+    from lxml import html as lxml_html
+
+    result = run_cli(["form-snippet"], environ)
+
+    assert result.exit_code == 0, result.output
+    [page_form] = lxml_html.fragment_fromstring(result.stdout, create_parent="div").findall(".//form")
+    assert page_form.get("action") == "https://fieldnotes.example.org/digest/subscribe"
+    assert page_form.get("method") == "post"
+    names = [field.get("name") for field in page_form.iter("input")]
+    assert names == ["email", "name", "website"]
+    trap = page_form.xpath(".//input[@name='website']")[0]
+    assert trap.get("tabindex") == "-1" and trap.getparent().get("aria-hidden") == "true"
+
+
+def test_form_snippet_needs_the_public_url(environ: dict[str, str]) -> None:
+    environ = {key: value for key, value in environ.items() if key != "DIGEST_PUBLIC_URL"}
+    result = run_cli(["form-snippet"], environ)
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: DIGEST_PUBLIC_URL: not set")

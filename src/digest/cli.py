@@ -23,6 +23,7 @@ import click
 from digest import __version__, exitcodes
 from digest.cli_bounces import bounces_group, reactivate
 from digest.cli_feeds import feeds_group
+from digest.cli_signup import form_snippet
 from digest.cli_subscribers import subscribers_group
 from digest.errors import DigestError
 
@@ -477,6 +478,7 @@ def status(app: App, as_json: bool) -> None:
 cli.add_command(subscribers_group)
 cli.add_command(feeds_group)
 cli.add_command(bounces_group)
+cli.add_command(form_snippet)
 subscribers_group.add_command(reactivate)
 
 

@@ -22,6 +22,7 @@ count suspended time).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -35,7 +36,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlite_utils import Database
 
-from digest import daemon_watch, pipeline, schedule, store
+from digest import daemon_watch, pipeline, schedule, signup, store
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.lock import sender_lock
@@ -139,6 +140,8 @@ class Daemon:
         if self.stop.is_set():
             return
         self.check()
+        with contextlib.suppress(DigestError):  # a busy database: the next check purges
+            signup.purge_expired(self.settings, self.db, self.clock())
         if not self.stop.is_set() and self._unfinished_ids():
             self._resume()
 
