@@ -292,6 +292,43 @@ def wait_until(
         time.sleep(interval)
 
 
+# --- a real browser -------------------------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@contextmanager
+def chromium(*, block_remote: bool = False) -> Iterator[Any]:
+    """Debian's headless Chromium through selenium; skips without it, except under CI=true.
+
+    ``block_remote`` blocks every http(s) load (for pages opened from files).
+    """
+    missing = not (CHROMIUM.exists() and CHROMEDRIVER.exists())
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing = True
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs chromium, chromium-driver and selenium for the browser tests")
+        pytest.skip("chromium/chromedriver/selenium not available")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    for flag in flags:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        if block_remote:
+            driver.execute_cdp_cmd("Network.enable", {})
+            driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+        yield driver
+    finally:
+        driver.quit()
+
+
 # --- rendering ------------------------------------------------------------------------
 
 
