@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from lxml import html as lxml_html
@@ -28,19 +27,21 @@ def test_subtitle_and_languages_reach_the_sent_digest_through_the_store(env: dic
 
 
 def test_an_older_database_gains_the_language_columns(tmp_path: Path) -> None:
+    from sqlite_utils import Database
+
+    from digest.store import schema
+
     path = tmp_path / "old.db"
-    store.open_db(path).close()
-    conn = sqlite3.connect(path)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    conn.executescript(
-        f"""ALTER TABLE entries DROP COLUMN language; ALTER TABLE feeds DROP COLUMN subtitle;
-            ALTER TABLE feeds DROP COLUMN language; PRAGMA user_version = {version - 1};"""
-    )
-    conn.close()
+    before = schema.MIGRATIONS.index(schema._migration_languages)
+    old = Database(path)  # the database as the release before the languages migration left it
+    for number, migration in enumerate(schema.MIGRATIONS[:before], start=1):
+        migration(old)
+        old.execute(f"PRAGMA user_version = {number}")
+    old.close()
     db = store.open_db(path)
     try:
         assert {"subtitle", "language"} <= set(db["feeds"].columns_dict)
         assert "language" in db["entries"].columns_dict
-        assert db.execute("PRAGMA user_version").fetchone()[0] == version
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
     finally:
         db.close()

@@ -171,7 +171,8 @@ def _migration_signups(db: Database) -> None:
         "ALTER TABLE subscribers ADD COLUMN confirm_nonce TEXT",  # the one confirmation link that works
         "ALTER TABLE subscribers ADD COLUMN confirm_sent TEXT",  # when the last confirmation mail went out
         # kind: request (a POST /subscribe, client = its address) | mail (a confirmation sent, client '')
-        "CREATE TABLE signup_events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, client TEXT NOT NULL, at TEXT NOT NULL)",
+        "CREATE TABLE signup_events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, client TEXT NOT NULL, "
+        "at TEXT NOT NULL)",
         "CREATE INDEX signup_events_kind ON signup_events(kind, client, at)",
         "CREATE TABLE used_form_tokens (nonce TEXT PRIMARY KEY, at TEXT NOT NULL)",
     )
