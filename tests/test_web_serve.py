@@ -81,7 +81,7 @@ def test_serve_runs_until_sigterm(env: dict[str, str]) -> None:
 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=20) as response:
             assert response.read() == b"ok\n"
-        assert status_line(post(port, link(env, "ada@example.com"))) == b"HTTP/1.0 200 OK"
+        assert status_line(post(port, link(env, "ada@example.com"))) == b"HTTP/1.1 200 OK"
         assert status_of(env, "ada@example.com") == "unsubscribed"
 
         process.send_signal(signal.SIGTERM)

@@ -482,24 +482,24 @@ cli.add_command(form_snippet)
 subscribers_group.add_command(reactivate)
 
 
-@cli.command(short_help="Serve the unsubscribe endpoint alone.")
+@cli.command(short_help="Serve the web app alone.")
 @pass_app
 def serve(app: App) -> None:
-    """Serve the one-click unsubscribe endpoint alone, until Ctrl-C or SIGTERM.
+    """Serve the web app (unsubscribe, archive, sign-up) alone, until Ctrl-C or SIGTERM.
 
     For owners who send from cron; `digest run` serves it beside the scheduler.
     Needs DIGEST_HTTP_LISTEN and DIGEST_SECRET.
     """
-    from digest import web
+    from digest.web.server import WebServer, serve_until_signalled
 
     settings = app.settings
     _configure_logging(settings, app.verbose, daemon=True)
-    server = web.UnsubscribeServer(settings)
+    server = WebServer(settings)
 
     def ready(host: str, port: int) -> None:
         click.echo(f"Serving one-click unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C to stop)", err=True)
 
-    signal_name = web.serve_until_signalled(server, ready)
+    signal_name = serve_until_signalled(server, ready)
     click.echo(f"Stopped ({signal_name or 'done'}).", err=True)
 
 

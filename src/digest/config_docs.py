@@ -346,6 +346,17 @@ GROUPS: tuple[Group, ...] = (
                 example="127.0.0.1:8080",
             ),
             Key(
+                "DIGEST_TRUSTED_PROXIES",
+                default="0",
+                meaning=(
+                    "Whose `X-Forwarded-For`/`-Proto` the web app believes: a number of reverse-proxy hops in "
+                    "front of it (`1` for one nginx or Caddy), or a comma list of the proxies' addresses or "
+                    "networks (`127.0.0.1,::1`: the headers count only on requests from those). `0`: none; "
+                    "the connection's address is the client."
+                ),
+                example="1",
+            ),
+            Key(
                 "DIGEST_LOG_LEVEL",
                 default_text="`INFO` for `digest run` and `digest serve`, `WARNING` for the other commands",
                 meaning=(

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -43,7 +44,9 @@ from digest.lock import sender_lock
 from digest.mailer import TransportFactory
 from digest.schedule import duration_text, next_fire_time, should_catch_up, when_text
 from digest.signals import on_hangup, stop_on_signals
-from digest.web import UnsubscribeServer
+
+if TYPE_CHECKING:
+    from digest.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -402,10 +405,12 @@ def _reload(daemon: Daemon, scheduler: BackgroundScheduler, reload: Callable[[],
     )
 
 
-def _start_web(settings: Settings) -> UnsubscribeServer | None:
+def _start_web(settings: Settings) -> WebServer | None:
     if settings.http_listen is None:
         return None
-    server = UnsubscribeServer(settings, settings.db_path)
+    from digest.web.server import WebServer  # Flask and waitress load only when the web app is on
+
+    server = WebServer(settings)
     server.start()  # logs the address; a port in use is a DigestError (exit 1)
     return server
 

@@ -90,6 +90,11 @@ class DatabaseError(StoreError):
         super().__init__(f"database error: {detail}", hint=database_hint(detail, path))
         self.detail = detail
 
+    @property
+    def busy(self) -> bool:
+        """Another connection held the lock past the busy timeout (waiting longer might work)."""
+        return "locked" in self.detail.lower() or "busy" in self.detail.lower()
+
 
 def database_hint(detail: str, path: object = None) -> str:
     """What to do about SQLite's error message ``detail`` (about the file at ``path``, when known)."""

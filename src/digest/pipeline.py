@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from digest import store
+from digest import store, unsubscribe_queue
 from digest.bounceprocess import record_smtp_refusal
 from digest.config import Settings
 from digest.errors import DigestError, FeedError, FetchError, InputError
@@ -373,6 +373,7 @@ def deliver_digest(
 ) -> SendReport:
     """Deliver one digest to every subscriber still owed it; commit each outcome as it comes."""
     prepared = prepared_for(plan, settings)
+    unsubscribe_queue.apply(db, settings.db_path)  # one-click unsubscribes that met a locked database
     total = store.count_undelivered(db, plan.id, due_only=True)
     report = SendReport(plan.id, plan.subject, len(plan.entries), plan.resumed, total=total)
     report.skipped = store.delivery_counts(db, plan.id)["sent"]

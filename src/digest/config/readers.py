@@ -125,7 +125,10 @@ def read_dkim(src: Source) -> Fields:
 
 
 def read_http(src: Source) -> Fields:
-    return {"http_listen": src.parsed("DIGEST_HTTP_LISTEN", "http_listen", lambda _k, v: values.listen(v))}
+    return {
+        "http_listen": src.parsed("DIGEST_HTTP_LISTEN", "http_listen", lambda _k, v: values.listen(v)),
+        "trusted_proxies": src.parsed("DIGEST_TRUSTED_PROXIES", "trusted_proxies", values.trusted_proxies),
+    }
 
 
 def _timezone(key: str, value: str) -> str:

@@ -48,6 +48,9 @@ class Settings:
     public_url: str | None = None
     secret: str | None = field(default=None, repr=False)
     http_listen: tuple[str, int] | None = None
+    # DIGEST_TRUSTED_PROXIES: proxy hops (an int) or the proxies' addresses/networks whose
+    # X-Forwarded-For/-Proto the web app believes; 0: none, the peer address is the client.
+    trusted_proxies: int | tuple[str, ...] = 0
     postal_address: str | None = None
     unsubscribe_mailto: str | None = None
     fetch_timeout: float = 20.0

@@ -6,6 +6,7 @@ and the bad value, which the CLI shows as ``Error: KEY: ...`` with exit 2.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from email.headerregistry import Address
@@ -173,6 +174,23 @@ def listen(value: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ConfigError(f"DIGEST_HTTP_LISTEN: port out of range in {value!r}")
     return host, number
+
+
+def trusted_proxies(key: str, value: str) -> int | tuple[str, ...]:
+    """A number of proxy hops (0 to 5), or a comma list of proxy addresses or networks."""
+    if value.isdigit():
+        if len(value) > 1 or int(value) > 5:
+            raise ConfigError(f"{key}: at most 5 proxy hops")
+        return int(value)
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{key}: not a number of hops or an IP address/network: {item[:60]!r}", hint="e.g. 1, or 127.0.0.1,::1"
+            ) from None
+    return tuple(networks)
 
 
 def check_code_style(name: str) -> None:

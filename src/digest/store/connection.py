@@ -56,10 +56,10 @@ def guarded_iter(func: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
     return call
 
 
-def _configure(conn: sqlite3.Connection, *pragmas: str) -> Database:
+def _configure(conn: sqlite3.Connection, *pragmas: str, busy_timeout_ms: int = 10000) -> Database:
     """The migrated Database over ``conn``; ``conn`` is closed if that fails."""
     try:
-        for pragma in (*pragmas, "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 10000"):
+        for pragma in (*pragmas, "PRAGMA foreign_keys = ON", f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"):
             conn.execute(pragma)
         db = Database(conn, execute_plugins=False)
         migrate(db)
@@ -70,14 +70,20 @@ def _configure(conn: sqlite3.Connection, *pragmas: str) -> Database:
 
 
 @guarded
-def open_db(path: Path) -> Database:
-    """Open (creating when absent) and migrate the database at ``path``."""
+def open_db(path: Path, *, busy_timeout_ms: int = 10000) -> Database:
+    """Open (creating when absent) and migrate the database at ``path``.
+
+    ``busy_timeout_ms``: how long a statement waits for another writer (the
+    web app waits less, and queues a one-click unsubscribe that cannot wait).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         # NORMAL is durable across process crashes in WAL mode; only a power
         # cut can lose the last commits, which the send log tolerates.
-        return _configure(conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+        return _configure(
+            conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", busy_timeout_ms=busy_timeout_ms
+        )
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
     except OSError as exc:
