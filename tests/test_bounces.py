@@ -142,7 +142,7 @@ def test_reactivate_undoes_a_bounce_but_not_a_complaint_without_force(env: dict[
 
 
 def _apply(db: Any, kind: str, when: datetime, key: str, policy: store.BouncePolicy) -> store.AppliedBounce:
-    subscriber = store.subscriber_by_email(db, "kate@example.com")
+    subscriber = store.get_by_email(db, "kate@example.com")
     assert subscriber is not None
     return store.apply_event(db, subscriber, kind=kind, digest_id=None, status_code=None, diagnostic="",
                                    source="test", message_key=key, policy=policy, when=when)  # fmt: skip

@@ -70,17 +70,17 @@ def record(
     by_token = None
     if found.token is not None:
         digest_id, subscriber_id = found.token
-        by_token = store.subscriber_by_id(db, subscriber_id)
+        by_token = store.get_by_id(db, subscriber_id)
         if not store.digest_exists(db, digest_id):
             digest_id = None
     failures = list(found.failures)
     if by_token is not None and len(failures) > 1:
         # The token names exactly one delivery; a report listing several
         # addresses still concerns only it.
-        own = [f for f in failures if f.email == by_token["email"]]
+        own = [f for f in failures if f.email == by_token.email]
         failures = own or failures[:1]
     for failure in failures:
-        subscriber = by_token or (store.subscriber_by_email(db, failure.email) if failure.email else None)
+        subscriber = by_token or (store.get_by_email(db, failure.email) if failure.email else None)
         if subscriber is None:
             outcome.unknown.append(failure.email or "?")
             continue
@@ -156,7 +156,7 @@ def _mbox_messages(path: Path) -> Iterator[bytes]:
 
 def record_smtp_refusal(db: Database, settings: Settings, subscriber_id: int, digest_id: int, reply: str) -> bool:
     """A 5xx the relay gave during the SMTP session, scored like a mailed bounce; True if now bounced."""
-    subscriber = store.subscriber_by_id(db, subscriber_id)
+    subscriber = store.get_by_id(db, subscriber_id)
     if subscriber is None:
         return False
     code = status_in(reply + " ")
@@ -184,12 +184,12 @@ def rate_lines(db: Database, limit: int = 5) -> list[str]:
     """For `digest status`: per recent digest, bounce and complaint rates against those limits."""
     lines = []
     for row in store.digest_rates(db, limit):
-        if not row["sent"]:
+        if not row.sent:
             continue
-        bounce, complaint = row["bounces"] / row["sent"], row["complaints"] / row["sent"]
+        bounce, complaint = row.bounces / row.sent, row.complaints / row.sent
         line = (
-            f"  #{row['id']}: {row['bounces']} hard bounce(s) {bounce:.1%} (limit {BOUNCE_LIMIT:.0%}), "
-            f"{row['complaints']} complaint(s) {complaint:.2%} (limit {COMPLAINT_LIMIT:.1%})"
+            f"  #{row.id}: {row.bounces} hard bounce(s) {bounce:.1%} (limit {BOUNCE_LIMIT:.0%}), "
+            f"{row.complaints} complaint(s) {complaint:.2%} (limit {COMPLAINT_LIMIT:.1%})"
         )
         warnings = [
             name

@@ -102,10 +102,10 @@ def list_bounces(ctx: click.Context, email: str | None) -> None:
     with _database(ctx) as db:
         rows = store.list_bounces(db, address)
     for row in rows:
-        code = row["status_code"] or "-"
+        code = row.status_code or "-"
         click.echo(
-            f"{row['received']}  {row['email']}  {row['kind']}  {code}  digest {row['digest_id'] or '-'}"
-            f"  {row['source']}  {row['diagnostic'][:100]}"
+            f"{row.received}  {row.email}  {row.kind}  {code}  digest {row.digest_id or '-'}"
+            f"  {row.source}  {row.diagnostic[:100]}"
         )
     if not rows:
         click.echo("No bounces recorded.")
@@ -121,15 +121,15 @@ def reactivate(ctx: click.Context, email: str, force: bool) -> None:
 
     address = subscribers.normalise_email(email)
     with _database(ctx) as db:
-        row = store.subscriber_by_email(db, address)
+        row = store.get_by_email(db, address)
         if row is None:
             raise InputError(f"{address} is not a subscriber")
-        if row["status"] == "active":
+        if row.status == "active":
             click.echo(f"{address} is already active (nothing changed)")
             return
-        if row["unsubscribe_reason"] == "complaint" and not force:
+        if row.unsubscribe_reason == "complaint" and not force:
             raise InputError(f"{address} reported the digest as spam", hint="use --force only with their consent")
-        if row["status"] == "unsubscribed" and row["unsubscribe_reason"] != "complaint":
+        if row.status == "unsubscribed" and row.unsubscribe_reason != "complaint":
             raise InputError(f"{address} unsubscribed", hint="use `digest subscribers add --resubscribe` with consent")
-        store.reactivate(db, row["id"])
+        store.reactivate(db, row.id)
     click.echo(f"Reactivated {address}")

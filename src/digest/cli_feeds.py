@@ -9,6 +9,7 @@ address changed so that it keeps its history and has no second first run.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,21 +43,21 @@ def list_feeds(ctx: click.Context, include_removed: bool, as_json: bool) -> None
     settings = ctx.obj.settings
     with store.opened(settings.db_path) as db:
         rows = store.feeds_overview(db, include_removed=include_removed)
-    for row in rows:
-        row["configured"] = row["url"] in settings.feed_urls
+    configured = {row.id: row.url in settings.feed_urls for row in rows}
     if as_json:
-        click.echo(json.dumps({"feeds": rows}, indent=2))
+        listed = [{**asdict(row), "configured": configured[row.id]} for row in rows]
+        click.echo(json.dumps({"feeds": listed}, indent=2))
         return
     if not rows:
         click.echo("No feeds yet: run `digest check`.")
     for row in rows:
-        where = "" if row["configured"] else "  (not in DIGEST_FEED_URL)"
-        click.echo(f"{row['url']}{where}")
-        counts = f"{row['entries']} entries, {row['in_digests']} in digests, {row['pending']} pending"
-        click.echo(f"  {row['title'] or '(no title yet)'}: {row['status']}, {counts}; "
-                   f"last checked {row['last_checked'] or 'never'}")  # fmt: skip
-        if row["fetch_url"]:
-            click.echo(f"  fetched from {row['fetch_url']} (moved permanently)")
+        where = "" if configured[row.id] else "  (not in DIGEST_FEED_URL)"
+        click.echo(f"{row.url}{where}")
+        counts = f"{row.entries} entries, {row.in_digests} in digests, {row.pending} pending"
+        click.echo(f"  {row.title or '(no title yet)'}: {row.status}, {counts}; "
+                   f"last checked {row.last_checked or 'never'}")  # fmt: skip
+        if row.fetch_url:
+            click.echo(f"  fetched from {row.fetch_url} (moved permanently)")
 
 
 @feeds_group.command("remove")

@@ -17,12 +17,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from digest.errors import InputError
-from digest.models import EXPORT_FIELDS, STATUSES
+from digest.models import EXPORT_FIELDS, STATUSES, SubscriberRecord
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -119,27 +119,27 @@ def list_(ctx: click.Context, status: str, output_format: str | None) -> None:
             _write_table(db, status, rows)
 
 
-def _write_csv(stream: IO[str], rows: Iterator[dict[str, Any]]) -> int:
+def _write_csv(stream: IO[str], rows: Iterator[SubscriberRecord]) -> int:
     from digest.csvcells import export_cell
 
     writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({key: export_cell(value) for key, value in row.items()})  # no formula runs
+        writer.writerow({key: export_cell(value) for key, value in row.export_values().items()})  # no formula runs
         count += 1
     return count
 
 
-def _write_json(stream: IO[str], rows: Iterator[dict[str, Any]]) -> None:
+def _write_json(stream: IO[str], rows: Iterator[SubscriberRecord]) -> None:
     # Streamed as a JSON array, one object per line, so a long list never sits in memory.
     stream.write("[")
     for index, row in enumerate(rows):
-        stream.write(("\n" if index == 0 else ",\n") + json.dumps({k: row[k] for k in EXPORT_FIELDS}))
+        stream.write(("\n" if index == 0 else ",\n") + json.dumps(row.export_values()))
     stream.write("\n]\n")
 
 
-def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> None:
+def _write_table(db: Database, status: str, rows: Iterator[SubscriberRecord]) -> None:
     from digest import store
 
     widths = store.column_widths(db, status)
@@ -149,10 +149,10 @@ def _write_table(db: Database, status: str, rows: Iterator[dict[str, Any]]) -> N
     shown = 0
     for row in rows:
         shown += 1
-        name = row["name"] or ""
+        name = row.name or ""
         if len(name) > name_width:
             name = name[: name_width - 1] + "…"
-        click.echo(f"{row['email']:<{email_width}}  {name:<{name_width}}  {row['status']:<12}  {row['created'][:10]}")
+        click.echo(f"{row.email:<{email_width}}  {name:<{name_width}}  {row.status:<12}  {row.created[:10]}")
     counts = store.status_counts(db)
     click.echo("")
     click.echo(f"{shown} listed. Total: " + ", ".join(f"{n} {s}" for s, n in counts.items()))

@@ -255,7 +255,7 @@ class Daemon:
         return ("stopped: " if stopped else "") + "; ".join(parts)
 
     def _unfinished_ids(self) -> list[int]:
-        return [int(row["id"]) for row in store.unfinished_digests(self.db)]
+        return [row.id for row in store.unfinished_digests(self.db)]
 
     def _unfinished_note(self) -> str:
         ids = self._unfinished_ids()

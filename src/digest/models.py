@@ -101,6 +101,26 @@ class Subscriber:
     name: str | None
     status: str
     token: str
+    bounce_score: float = 0.0
+    unsubscribe_reason: str | None = None  # why they left: cli, import, complaint, bounce
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    """A subscriber as `digest subscribers list` and `export` show it."""
+
+    id: int
+    email: str
+    name: str | None
+    status: str
+    created: str  # ISO 8601, as stored
+    updated: str
+    source: str | None
+    confirmed: str | None  # when the address confirmed a web sign-up; None for owner-added ones
+
+    def export_values(self) -> dict[str, object]:
+        """The EXPORT_FIELDS columns, in order."""
+        return {name: getattr(self, name) for name in EXPORT_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -136,3 +156,118 @@ class StatusChange:
     status: str
     reason: str | None
     updated: str  # ISO 8601, as stored
+
+
+# --- rows the store returns (times as stored: ISO 8601 text in UTC) ---------------------
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed the database knows: named by its configured URL, fetched from ``fetch_url`` once it moved."""
+
+    id: int
+    url: str
+    title: str | None
+    site_url: str | None
+    etag: str | None
+    last_modified: str | None
+    last_checked: str | None
+    last_status: str | None
+    last_error: str | None
+    status: str  # active | gone | removed
+    first_checked: str | None
+    fetch_url: str | None
+
+
+@dataclass(frozen=True)
+class FeedStatus(Feed):
+    """A feed with how many of its entries wait for a digest (`digest status`)."""
+
+    pending: int
+
+
+@dataclass(frozen=True)
+class FeedOverview:
+    """A feed with its entry counts (`digest feeds list`)."""
+
+    id: int
+    url: str
+    fetch_url: str | None
+    title: str | None
+    status: str
+    last_checked: str | None
+    last_status: str | None
+    last_error: str | None
+    entries: int
+    pending: int
+    in_digests: int
+
+
+@dataclass(frozen=True)
+class StoredDigest:
+    """A digest as recorded: its rendered parts, with the personal placeholders left in."""
+
+    id: int
+    created: str
+    subject: str
+    status: str  # pending | sending | sent | failed
+    html: str
+    text: str
+    entry_count: int
+    started_at: str | None
+    finished_at: str | None
+    placeholder_nonce: str | None  # None: a digest from before random placeholders
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A failed or deferred delivery, with the server's last reply."""
+
+    email: str
+    status: str  # failed | deferred
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class DigestSummary:
+    """A recent digest with its delivery counts by status (`digest status`)."""
+
+    id: int
+    created: str
+    subject: str
+    status: str
+    entry_count: int
+    started_at: str | None
+    finished_at: str | None
+    sent: int
+    failed: int
+    deferred: int
+    pending: int = 0  # what an unfinished digest still owes
+    failures: tuple[FailedDelivery, ...] = ()
+
+
+@dataclass(frozen=True)
+class BounceRecord:
+    """A recorded bounce or complaint, with its subscriber's state now (`digest bounces list`)."""
+
+    received: str
+    email: str
+    kind: str  # hard | soft | complaint
+    status_code: str | None
+    diagnostic: str
+    digest_id: int | None
+    source: str
+    subscriber_status: str
+    bounce_score: float
+
+
+@dataclass(frozen=True)
+class DigestRates:
+    """Messages of a digest accepted, and bounces and complaints traced to it."""
+
+    id: int
+    subject: str
+    sent: int
+    bounces: int
+    complaints: int

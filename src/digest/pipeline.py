@@ -34,7 +34,7 @@ from digest.fetch import Fetcher, HttpFetcher
 from digest.lock import sender_lock
 from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, TransportFactory, deliver, options_from
 from digest.message import PreparedMessage, Signer, dkim_signer, prepare_message
-from digest.models import StoredEntry, Subscriber
+from digest.models import Feed, StoredDigest, StoredEntry, Subscriber
 from digest.placeholders import Placeholders
 from digest.subscribers import new_token, normalise_email
 
@@ -89,14 +89,14 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     """
     row = store.feed_row(db, url)
     now = store.to_text(store.utcnow())
-    source = row["fetch_url"] or url
-    report = FeedReport(url=url, title=row["title"], http_status=row["last_status"], fetched_from=row["fetch_url"])
-    if row["status"] == "gone" and not retry_gone:
+    source = row.fetch_url or url
+    report = FeedReport(url=url, title=row.title, http_status=row.last_status, fetched_from=row.fetch_url)
+    if row.status == "gone" and not retry_gone:
         report.status = "gone"
-        report.error = f"{source}: gone (HTTP 410 by {row['last_checked']}); no longer fetched"
+        report.error = f"{source}: gone (HTTP 410 by {row.last_checked}); no longer fetched"
         return report
     try:
-        result = fetcher(source, etag=row["etag"], last_modified=row["last_modified"])
+        result = fetcher(source, etag=row.etag, last_modified=row.last_modified)
         if not result.not_modified:
             parsed = parse_feed(result)
     except FeedError as exc:
@@ -104,7 +104,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         gone = isinstance(exc, FetchError) and exc.gone
         store.update_feed(
             db,
-            row["id"],
+            row.id,
             last_checked=now,
             last_status=status,
             last_error=str(exc),
@@ -119,9 +119,9 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         report.moved_to = report.fetched_from = moved
     if result.not_modified:
         changes: dict[str, Any] = {"last_checked": now}
-        if row["last_error"] or row["status"] != "active":
+        if row.last_error or row.status != "active":
             changes.update(last_status="304", last_error=None, status="active")
-        store.update_feed(db, row["id"], **changes, **({"fetch_url": moved} if moved else {}))
+        store.update_feed(db, row.id, **changes, **({"fetch_url": moved} if moved else {}))
         report.status = "not-modified"
         return report
     if parsed.warning:
@@ -130,10 +130,10 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     with store.transaction(db):
         # Entries and the validators that vouch for them commit together: a
         # crash between the two must not leave an ETag for unrecorded entries.
-        recorded = store.record_entries(db, row["id"], parsed.entries, settings.first_run)
+        recorded = store.record_entries(db, row.id, parsed.entries, settings.first_run)
         store.update_feed(
             db,
-            row["id"],
+            row.id,
             title=parsed.title,
             site_url=parsed.site_url,
             subtitle=parsed.subtitle,
@@ -155,9 +155,9 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     return report
 
 
-def _moved(row: dict[str, Any], url: str, permanent_redirect: str | None) -> str | None:
+def _moved(row: Feed, url: str, permanent_redirect: str | None) -> str | None:
     """The new fetch URL after a permanent redirect, or None when nothing moved."""
-    if not permanent_redirect or permanent_redirect == (row["fetch_url"] or url):
+    if not permanent_redirect or permanent_redirect == (row.fetch_url or url):
         return None
     log.warning(
         "feed %s moved permanently to %s: fetching from there from now on; update DIGEST_FEED_URL to match",
@@ -207,7 +207,7 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
         digest.html,
         digest.text,
         entries,
-        row["created"],
+        row.created,
         False,
         digest.notes,
         digest.placeholder_nonce,
@@ -549,16 +549,16 @@ def _earlier_digest(db: Database, digest_id: int | None) -> DigestPlan:
     return _stored_plan(db, row, resent=True)
 
 
-def _stored_plan(db: Database, row: dict[str, Any], *, resent: bool = False) -> DigestPlan:
+def _stored_plan(db: Database, row: StoredDigest, *, resent: bool = False) -> DigestPlan:
     """A digest already recorded, as a plan: its rendered parts and its own placeholders."""
     return DigestPlan(
-        row["id"],
-        row["subject"],
-        row["html"],
-        row["text"],
-        store.digest_entries(db, row["id"]),
-        row["created"],
+        row.id,
+        row.subject,
+        row.html,
+        row.text,
+        store.digest_entries(db, row.id),
+        row.created,
         True,
-        placeholder_nonce=row.get("placeholder_nonce") or "",
+        placeholder_nonce=row.placeholder_nonce or "",
         resent=resent,
     )

@@ -8,7 +8,7 @@ only prints its ``lines()`` or its ``as_json()``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from digest import bounceprocess, daemon_watch, store
 from digest.config import Settings
 from digest.lock import lock_holder
+from digest.models import DigestSummary, FeedStatus
 from digest.schedule import duration_text, next_fire_time, send_trigger, should_catch_up, when_text
 
 
@@ -25,13 +26,13 @@ from digest.schedule import duration_text, next_fire_time, send_trigger, should_
 class StatusReport:
     settings: Settings
     exists: bool  # False: no database yet, every other field is empty
-    feeds: list[dict[str, Any]] = field(default_factory=list)
+    feeds: list[FeedStatus] = field(default_factory=list)
     pending: int = 0
     holder: str | None = None  # who holds the sender lock
     schedule_lines: list[str] = field(default_factory=list)
     subscribers: dict[str, int] = field(default_factory=dict)
     bounce_rates: list[str] = field(default_factory=list)
-    digests: list[dict[str, Any]] = field(default_factory=list)
+    digests: list[DigestSummary] = field(default_factory=list)
 
     @property
     def database(self) -> Path:
@@ -51,11 +52,11 @@ class StatusReport:
         return {
             "database": str(self.database),
             "exists": True,
-            "feeds": self.feeds,
+            "feeds": [asdict(feed) for feed in self.feeds],
             "pending_entries": self.pending,
             "daemon": daemon,
             "subscribers": self.subscribers,
-            "digests": self.digests,
+            "digests": [asdict(digest) for digest in self.digests],
             "bounce_rates": self.bounce_rates,
         }
 
@@ -95,18 +96,20 @@ def build_status(settings: Settings) -> StatusReport:
         )
 
 
-def summary_rows(db: Database, limit: int = 10) -> list[dict[str, Any]]:
+def summary_rows(db: Database, limit: int = 10) -> list[DigestSummary]:
     """Recent digests with their delivery counts, newest first.
 
     ``pending`` is what an unfinished digest still owes (0 once it is sent);
     ``failures`` lists failed and deferred deliveries with the server's reply.
     """
-    rows = store.recent_digests(db, limit)
-    for row in rows:
-        unfinished = row["status"] in ("pending", "sending")
-        row["pending"] = store.count_undelivered(db, row["id"]) if unfinished else 0
-        row["failures"] = store.failed_deliveries(db, row["id"]) if row["failed"] or row["deferred"] else []
-    return rows
+    return [
+        replace(
+            row,
+            pending=store.count_undelivered(db, row.id) if row.status in ("pending", "sending") else 0,
+            failures=tuple(store.failed_deliveries(db, row.id)) if row.failed or row.deferred else (),
+        )
+        for row in store.recent_digests(db, limit)
+    ]
 
 
 def _daemon_line(holder: str | None, running: bool) -> str:
@@ -157,33 +160,31 @@ def schedule_status(settings: Settings, db: Database, now: datetime, holder: str
     return lines
 
 
-def _feed_lines(feed: dict[str, Any], settings: Settings) -> list[str]:
-    name = feed["title"] or feed["url"]
-    if feed["status"] == "gone":
-        head = f"  {name}: GONE (HTTP 410 at {feed['last_checked']}): no longer fetched; remove it from DIGEST_FEED_URL"
+def _feed_lines(feed: FeedStatus, settings: Settings) -> list[str]:
+    name = feed.title or feed.url
+    if feed.status == "gone":
+        head = f"  {name}: GONE (HTTP 410 at {feed.last_checked}): no longer fetched; remove it from DIGEST_FEED_URL"
     else:
-        checked = f"last checked {feed['last_checked'] or 'never'} ({feed['last_status'] or '-'})"
-        head = f"  {name}: {checked}, {feed['pending']} pending"
-    lines = [head, f"    {feed['url']}"]
-    if feed["fetch_url"]:
-        lines.append(f"    moved permanently: fetched from {feed['fetch_url']} (update DIGEST_FEED_URL)")
-    if feed["last_error"] and feed["status"] != "gone":
-        lines.append(f"    last error: {feed['last_error']}")
-    if settings.feed_urls and feed["url"] not in settings.feed_urls:
+        checked = f"last checked {feed.last_checked or 'never'} ({feed.last_status or '-'})"
+        head = f"  {name}: {checked}, {feed.pending} pending"
+    lines = [head, f"    {feed.url}"]
+    if feed.fetch_url:
+        lines.append(f"    moved permanently: fetched from {feed.fetch_url} (update DIGEST_FEED_URL)")
+    if feed.last_error and feed.status != "gone":
+        lines.append(f"    last error: {feed.last_error}")
+    if settings.feed_urls and feed.url not in settings.feed_urls:
         lines.append("    (no longer in DIGEST_FEED_URL)")
     return lines
 
 
-def _digest_lines(row: dict[str, Any]) -> list[str]:
-    tally = f"{row['sent']} sent, {row['failed']} failed, {row['deferred']} deferred"
-    if row["status"] in ("pending", "sending"):
-        tally += f", {row['pending']} pending"
-    lines = [
-        f"  #{row['id']} {row['created']} {row['status']}: {row['subject']!r} ({row['entry_count']} entries; {tally})"
-    ]
-    for failure in row["failures"]:
-        attempts = f"after {failure['attempts']} attempt(s)"
-        lines.append(f"      {failure['status']}: {failure['email']} {attempts}: {failure['last_error'] or 'no reply'}")
-    if len(row["failures"]) < row["failed"] + row["deferred"]:
-        lines.append(f"      ... {row['failed'] + row['deferred'] - len(row['failures'])} more")
+def _digest_lines(row: DigestSummary) -> list[str]:
+    tally = f"{row.sent} sent, {row.failed} failed, {row.deferred} deferred"
+    if row.status in ("pending", "sending"):
+        tally += f", {row.pending} pending"
+    lines = [f"  #{row.id} {row.created} {row.status}: {row.subject!r} ({row.entry_count} entries; {tally})"]
+    for failure in row.failures:
+        attempts = f"after {failure.attempts} attempt(s)"
+        lines.append(f"      {failure.status}: {failure.email} {attempts}: {failure.last_error or 'no reply'}")
+    if len(row.failures) < row.failed + row.deferred:
+        lines.append(f"      ... {row.failed + row.deferred - len(row.failures)} more")
     return lines

@@ -23,8 +23,6 @@ from digest.store.bounces import (
     digest_rates,
     list_bounces,
     reactivate,
-    subscriber_by_email,
-    subscriber_by_id,
 )
 from digest.store.connection import open_db, open_snapshot, opened, sqlite_hint, transaction, write_transaction
 from digest.store.deliveries import (
@@ -54,6 +52,7 @@ from digest.store.subscribers import (
     column_widths,
     count_subscribers,
     get_by_email,
+    get_by_id,
     get_by_token,
     import_subscribers,
     iter_subscribers,
@@ -89,6 +88,7 @@ __all__ = [
     "feeds_overview",
     "from_text",
     "get_by_email",
+    "get_by_id",
     "get_by_token",
     "get_state",
     "import_subscribers",
@@ -114,8 +114,6 @@ __all__ = [
     "set_subscriber_status",
     "sqlite_hint",
     "status_counts",
-    "subscriber_by_email",
-    "subscriber_by_id",
     "to_text",
     "transaction",
     "undelivered_subscribers",

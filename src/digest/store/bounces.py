@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlite_utils import Database
 
+from digest.models import BounceRecord, DigestRates, Subscriber
 from digest.store.connection import guarded
 from digest.store.times import from_text, to_text, utcnow
 
@@ -38,16 +38,6 @@ class AppliedBounce:
 
 
 @guarded
-def subscriber_by_id(db: Database, subscriber_id: int) -> dict[str, Any] | None:
-    return next(iter(db.query("SELECT * FROM subscribers WHERE id = ?", [subscriber_id])), None)
-
-
-@guarded
-def subscriber_by_email(db: Database, email: str) -> dict[str, Any] | None:
-    return next(iter(db.query("SELECT * FROM subscribers WHERE email = ?", [email.lower()])), None)
-
-
-@guarded
 def digest_exists(db: Database, digest_id: int) -> bool:
     return db.execute("SELECT 1 FROM digests WHERE id = ?", [digest_id]).fetchone() is not None
 
@@ -55,7 +45,7 @@ def digest_exists(db: Database, digest_id: int) -> bool:
 @guarded
 def apply_event(
     db: Database,
-    subscriber: dict[str, Any],
+    subscriber: Subscriber,
     *,
     kind: str,
     digest_id: int | None,
@@ -69,20 +59,20 @@ def apply_event(
 ) -> AppliedBounce:
     """Record one bounce or complaint for ``subscriber`` and update score and status, in one transaction."""
     when = when or utcnow()
-    sid, status = subscriber["id"], subscriber["status"]
+    sid, status = subscriber.id, subscriber.status
     with db.atomic():
         if message_key is not None:
             seen = db.execute("SELECT 1 FROM bounces WHERE subscriber_id = ? AND message_key = ?",
                               [sid, message_key]).fetchone()  # fmt: skip
             if seen:
-                return AppliedBounce(sid, subscriber["email"], kind, subscriber["bounce_score"], status, False, True)
+                return AppliedBounce(sid, subscriber.email, kind, subscriber.bounce_score, status, False, True)
         last = db.execute("SELECT MAX(received) FROM bounces WHERE subscriber_id = ? AND kind != 'complaint'",
                           [sid]).fetchone()[0]  # fmt: skip
         counted_today = db.execute(
             "SELECT 1 FROM bounces WHERE subscriber_id = ? AND counted = 1 AND substr(received, 1, 10) = ?",
             [sid, to_text(when)[:10]],  # type: ignore[index]
         ).fetchone()
-        score = float(subscriber["bounce_score"] or 0)
+        score = float(subscriber.bounce_score or 0)
         last_time = from_text(last)
         if last_time is not None and when - last_time > policy.reset:
             score = 0.0
@@ -105,21 +95,23 @@ def apply_event(
             if new_status != status:
                 db.execute("UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? WHERE id = ?",
                            [new_status, reason, to_text(utcnow()), sid])  # fmt: skip
-    return AppliedBounce(sid, subscriber["email"], kind, score, new_status, new_status != status)
+    return AppliedBounce(sid, subscriber.email, kind, score, new_status, new_status != status)
 
 
 @guarded
-def list_bounces(db: Database, email: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def list_bounces(db: Database, email: str | None = None, limit: int = 200) -> list[BounceRecord]:
+    """Recorded bounces and complaints (of ``email`` only, when given), newest first."""
     where, params = ("WHERE s.email = ?", [email.lower()]) if email else ("", [])
-    return list(
-        db.query(
+    return [
+        BounceRecord(**row)
+        for row in db.query(
             f"""SELECT b.received, s.email, b.kind, b.status_code, b.diagnostic, b.digest_id, b.source,
-                       s.status, s.bounce_score
+                       s.status AS subscriber_status, s.bounce_score
                 FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id {where}
                 ORDER BY b.received DESC, b.id DESC LIMIT ?""",  # noqa: S608 - fixed text
             [*params, limit],
         )
-    )
+    ]
 
 
 @guarded
@@ -132,10 +124,11 @@ def reactivate(db: Database, subscriber_id: int) -> None:
 
 
 @guarded
-def digest_rates(db: Database, limit: int = 5) -> list[dict[str, Any]]:
+def digest_rates(db: Database, limit: int = 5) -> list[DigestRates]:
     """Per recent digest: messages sent, bounces and complaints traced to it."""
-    return list(
-        db.query(
+    return [
+        DigestRates(**row)
+        for row in db.query(
             """SELECT d.id, d.subject,
                  (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('sent', 'failed'))
                    AS sent,
@@ -146,4 +139,4 @@ def digest_rates(db: Database, limit: int = 5) -> list[dict[str, Any]]:
                FROM digests d ORDER BY d.id DESC LIMIT ?""",
             [limit],
         )
-    )
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from digest.models import Subscriber
+from digest.models import FailedDelivery, Subscriber
 from digest.store.connection import guarded, guarded_iter, one_row
 from digest.store.times import from_text, to_text, utcnow
 
@@ -164,14 +164,15 @@ def delivery_counts(db: Database, digest_id: int) -> dict[str, int]:
 
 
 @guarded
-def failed_deliveries(db: Database, digest_id: int, limit: int = 20) -> list[dict[str, Any]]:
+def failed_deliveries(db: Database, digest_id: int, limit: int = 20) -> list[FailedDelivery]:
     """Failed and deferred deliveries of a digest with the server's last reply."""
-    return list(
-        db.query(
+    return [
+        FailedDelivery(**row)
+        for row in db.query(
             """SELECT s.email, d.status, d.attempts, d.last_error FROM deliveries d
                JOIN subscribers s ON s.id = d.subscriber_id
                WHERE d.digest_id = ? AND d.status IN ('failed', 'deferred')
                ORDER BY d.status, s.email LIMIT ?""",
             [digest_id, limit],
         )
-    )
+    ]

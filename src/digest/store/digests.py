@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 from sqlite_utils import Database
 
 from digest.errors import StoreError
+from digest.models import DigestSummary, StoredDigest
 from digest.store.connection import guarded, one_row
 from digest.store.times import from_text, to_text, utcnow
+
+_DIGEST_COLUMNS = ", ".join(field.name for field in fields(StoredDigest))
 
 
 @guarded
@@ -41,17 +44,21 @@ def create_digest(
 
 
 @guarded
-def digest_row(db: Database, digest_id: int | None = None) -> dict[str, Any] | None:
+def digest_row(db: Database, digest_id: int | None = None) -> StoredDigest | None:
     """Digest ``digest_id``, or the latest one that has started going out; None when there is none."""
     if digest_id is not None:
-        return one_row(db, "SELECT * FROM digests WHERE id = ?", [digest_id])
-    return one_row(db, "SELECT * FROM digests WHERE status IN ('sending', 'sent') ORDER BY id DESC LIMIT 1", [])
+        row = one_row(db, f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE id = ?", [digest_id])  # noqa: S608
+    else:
+        latest = f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE status IN ('sending', 'sent') ORDER BY id DESC LIMIT 1"  # noqa: S608
+        row = one_row(db, latest, [])
+    return None if row is None else StoredDigest(**row)
 
 
 @guarded
-def unfinished_digests(db: Database) -> list[dict[str, Any]]:
+def unfinished_digests(db: Database) -> list[StoredDigest]:
     """Digests created but not completely sent, oldest first."""
-    return list(db.query("SELECT * FROM digests WHERE status IN ('pending', 'sending') ORDER BY id"))
+    sql = f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE status IN ('pending', 'sending') ORDER BY id"  # noqa: S608
+    return [StoredDigest(**row) for row in db.query(sql)]
 
 
 @guarded
@@ -76,10 +83,11 @@ def last_digest_activity(db: Database) -> list[datetime]:
 
 
 @guarded
-def recent_digests(db: Database, limit: int) -> list[dict[str, Any]]:
+def recent_digests(db: Database, limit: int) -> list[DigestSummary]:
     """The latest digests, newest first, with their delivery counts by status."""
-    return list(
-        db.query(
+    return [
+        DigestSummary(**row)
+        for row in db.query(
             """SELECT d.id, d.created, d.subject, d.status, d.entry_count, d.started_at, d.finished_at,
                  (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent') AS sent,
                  (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed,
@@ -87,4 +95,4 @@ def recent_digests(db: Database, limit: int) -> list[dict[str, Any]]:
                FROM digests d ORDER BY d.id DESC LIMIT ?""",
             [limit],
         )
-    )
+    ]

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from digest.errors import InputError
+from digest.models import Feed, FeedOverview, FeedStatus
 from digest.store.connection import guarded, one_row
 from digest.store.times import from_text
 
 log = logging.getLogger("digest.store")  # one name for the whole store, as in its log lines before the split
 
+_FEED_COLUMNS = ", ".join(f"feeds.{field.name}" for field in fields(Feed))
+
 
 @guarded
-def feed_row(db: Database, url: str) -> dict[str, Any]:
+def feed_row(db: Database, url: str) -> Feed:
     """The feed row for the configured ``url``, created on first sight.
 
     A feed is named by the URL in DIGEST_FEED_URL, even after it moved
@@ -24,13 +28,14 @@ def feed_row(db: Database, url: str) -> dict[str, Any]:
     is changed to name the new URL, this adopts the old row, so the feed keeps
     its entries and is not treated as new (which would re-send its latest posts).
     """
-    row = one_row(db, "SELECT * FROM feeds WHERE url = ?", [url])
+    select = f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?"  # noqa: S608 - fixed column names
+    row = one_row(db, select, [url])
     if row is not None and row["status"] == "removed":
         # Configured again after `digest feeds remove`: its history still counts.
         db.execute("UPDATE feeds SET status = 'active' WHERE id = ?", [row["id"]])
         row["status"] = "active"
     if row is not None:
-        return row
+        return Feed(**row)
     with db.atomic():
         moved = one_row(db, "SELECT * FROM feeds WHERE fetch_url = ? ORDER BY id LIMIT 1", [url])
         if moved is not None:
@@ -38,9 +43,9 @@ def feed_row(db: Database, url: str) -> dict[str, Any]:
             log.info("feed %s is now configured by its new URL %s", moved["url"], url)
         else:
             db.execute("INSERT OR IGNORE INTO feeds (url) VALUES (?)", [url])  # a concurrent check may win
-    row = one_row(db, "SELECT * FROM feeds WHERE url = ?", [url])
+    row = one_row(db, select, [url])
     assert row is not None
-    return row
+    return Feed(**row)
 
 
 @guarded
@@ -52,23 +57,25 @@ def update_feed(db: Database, feed_id: int, **fields: Any) -> None:
 
 
 @guarded
-def feed_rows(db: Database) -> list[dict[str, Any]]:
+def feed_rows(db: Database) -> list[FeedStatus]:
     """Every feed with its pending-entry count, for `digest status`."""
-    return list(
-        db.query(
-            """SELECT feeds.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
+    return [
+        FeedStatus(**row)
+        for row in db.query(
+            f"""SELECT {_FEED_COLUMNS}, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
                                 AND e.status = 'pending' AND e.digest_id IS NULL) AS pending
-               FROM feeds WHERE status != 'removed' ORDER BY id"""
+               FROM feeds WHERE status != 'removed' ORDER BY id"""  # noqa: S608 - fixed column names
         )
-    )
+    ]
 
 
 @guarded
-def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[str, Any]]:
+def feeds_overview(db: Database, *, include_removed: bool = False) -> list[FeedOverview]:
     """Every feed with its entry counts (all, pending, sent in a digest), for `digest feeds list`."""
     where = "" if include_removed else "WHERE status != 'removed'"
-    return list(
-        db.query(
+    return [
+        FeedOverview(**row)
+        for row in db.query(
             f"""SELECT feeds.id, url, fetch_url, title, status, last_checked, last_status, last_error,
                   (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id) AS entries,
                   (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id
@@ -76,7 +83,7 @@ def feeds_overview(db: Database, *, include_removed: bool = False) -> list[dict[
                   (SELECT COUNT(*) FROM entries e WHERE e.feed_id = feeds.id AND e.digest_id IS NOT NULL) AS in_digests
                FROM feeds {where} ORDER BY id"""  # noqa: S608 - a fixed clause
         )
-    )
+    ]
 
 
 @guarded

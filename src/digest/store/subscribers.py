@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
 from digest.errors import InputError, StoreError
-from digest.models import EXPORT_FIELDS, STATUSES, NewSubscriber, StatusChange, Subscriber
+from digest.models import EXPORT_FIELDS, STATUSES, NewSubscriber, StatusChange, Subscriber, SubscriberRecord
 from digest.store.connection import guarded, guarded_iter, write_transaction
 from digest.store.times import to_text, utcnow
 from digest.subscribers import clean_name, new_token, normalise_email
@@ -27,16 +26,29 @@ class AddResult:
     outcome: str  # added | already-active | resubscribed
 
 
+_SUBSCRIBER_COLUMNS = ", ".join(field.name for field in fields(Subscriber))
+
+
+def _subscriber_where(db: Database, condition: str, value: object) -> Subscriber | None:
+    sql = f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE {condition}"  # noqa: S608 - fixed text
+    rows = list(db.query(sql, [value]))
+    return Subscriber(**rows[0]) if rows else None
+
+
 @guarded
 def get_by_email(db: Database, email: str) -> Subscriber | None:
-    rows = list(db.query("SELECT id, email, name, status, token FROM subscribers WHERE email = ?", [email]))
-    return Subscriber(**rows[0]) if rows else None
+    """The subscriber with this (normalised) address; addresses are stored lowercased."""
+    return _subscriber_where(db, "email = ?", email.lower())
 
 
 @guarded
 def get_by_token(db: Database, token: str) -> Subscriber | None:
-    rows = list(db.query("SELECT id, email, name, status, token FROM subscribers WHERE token = ?", [token]))
-    return Subscriber(**rows[0]) if rows else None
+    return _subscriber_where(db, "token = ?", token)
+
+
+@guarded
+def get_by_id(db: Database, subscriber_id: int) -> Subscriber | None:
+    return _subscriber_where(db, "id = ?", subscriber_id)
 
 
 @guarded
@@ -128,13 +140,14 @@ def unsubscribe_token(db: Database, token: str) -> Subscriber | None:
 
 
 @guarded_iter
-def iter_subscribers(db: Database, status: str = "all") -> Iterator[dict[str, Any]]:
-    """Rows for listing and export, streamed in id order."""
+def iter_subscribers(db: Database, status: str = "all") -> Iterator[SubscriberRecord]:
+    """Subscribers for listing and export, streamed in id order."""
     where, params = ("", []) if status == "all" else ("WHERE status = ?", [status])
-    yield from db.query(
+    for row in db.query(
         f"SELECT id, {', '.join(EXPORT_FIELDS)} FROM subscribers {where} ORDER BY id",  # noqa: S608
         params,
-    )
+    ):
+        yield SubscriberRecord(**row)
 
 
 @guarded
