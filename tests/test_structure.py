@@ -50,3 +50,21 @@ def test_the_store_imports_nothing_above_it() -> None:
         if name not in allowed and not name.startswith("digest.store")
     }
     assert upward == set()
+
+
+def test_every_public_store_function_wraps_sqlite_errors() -> None:
+    # Callers catch DatabaseError, never sqlite3's errors: each public function
+    # of a store module wears @guarded (or @guarded_iter), which sets __wrapped__.
+    import importlib
+    import inspect
+
+    bare = []
+    for path in _sources(STORE):
+        if path.stem in ("__init__", "connection", "schema", "times"):
+            continue
+        module = importlib.import_module(f"digest.store.{path.stem}")
+        for name, value in vars(module).items():
+            defined_here = inspect.isfunction(value) and value.__module__ == module.__name__
+            if defined_here and not name.startswith("_") and not hasattr(value, "__wrapped__"):
+                bare.append(f"{path.stem}.{name}")
+    assert bare == []

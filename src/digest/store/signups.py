@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from digest.models import Subscriber
-from digest.store.connection import write_transaction
+from digest.store.connection import guarded, write_transaction
 from digest.store.times import from_text, to_text
 from digest.subscribers import new_token
 
@@ -30,6 +30,7 @@ class SignupState:
     unsubscribe_reason: str | None
 
 
+@guarded
 def request_signup(db: Database, email: str, name: str | None, now: datetime) -> SignupState:
     """Find ``email`` or create it as ``pending`` (source ``form``); a pending row gets the new name."""
     stamp = to_text(now)
@@ -53,6 +54,7 @@ def request_signup(db: Database, email: str, name: str | None, now: datetime) ->
     return SignupState(Subscriber(*found[:5]), created, from_text(found[5]), found[6])
 
 
+@guarded
 def start_confirmation(db: Database, subscriber_id: int, nonce: str, now: datetime) -> None:
     """Record that a confirmation with ``nonce`` is being mailed now (only that link will work)."""
     with write_transaction(db):
@@ -63,6 +65,7 @@ def start_confirmation(db: Database, subscriber_id: int, nonce: str, now: dateti
         db.execute("INSERT INTO signup_events (kind, client, at) VALUES ('mail', '', ?)", [to_text(now)])
 
 
+@guarded
 def cancel_confirmation(db: Database, subscriber_id: int) -> None:
     """The mail did not go out: no live link, and the next attempt is not held back."""
     with write_transaction(db):
@@ -70,6 +73,7 @@ def cancel_confirmation(db: Database, subscriber_id: int) -> None:
         db.execute("DELETE FROM signup_events WHERE id = (SELECT MAX(id) FROM signup_events WHERE kind = 'mail')")
 
 
+@guarded
 def confirm(db: Database, token: str, nonce: str, now: datetime) -> Subscriber | None:
     """Make the subscriber whose link this is active, once: the nonce is spent. None if it is not live."""
     with write_transaction(db):
@@ -88,11 +92,13 @@ def confirm(db: Database, token: str, nonce: str, now: datetime) -> Subscriber |
     return Subscriber(row[0], row[1], row[2], "active", row[4])
 
 
+@guarded
 def confirmation_is_live(db: Database, token: str, nonce: str) -> bool:
     row = db.execute("SELECT 1 FROM subscribers WHERE token = ? AND confirm_nonce = ?", [token, nonce]).fetchone()
     return row is not None
 
 
+@guarded
 def count_events(db: Database, kind: str, since: datetime, client: str = "") -> int:
     row = db.execute(
         "SELECT COUNT(*) FROM signup_events WHERE kind = ? AND client = ? AND at > ?", [kind, client, to_text(since)]
@@ -100,11 +106,13 @@ def count_events(db: Database, kind: str, since: datetime, client: str = "") -> 
     return int(row[0])
 
 
+@guarded
 def record_request(db: Database, client: str, now: datetime) -> None:
     with write_transaction(db):
         db.execute("INSERT INTO signup_events (kind, client, at) VALUES ('request', ?, ?)", [client, to_text(now)])
 
 
+@guarded
 def spend_form_token(db: Database, nonce: str, now: datetime) -> bool:
     """True the first time ``nonce`` is presented, False ever after (a replayed form token)."""
     with write_transaction(db):
@@ -112,6 +120,7 @@ def spend_form_token(db: Database, nonce: str, now: datetime) -> bool:
         return cursor.rowcount == 1
 
 
+@guarded
 def purge(db: Database, now: datetime, confirm_ttl: float) -> int:
     """Forget what has expired: pending sign-ups never confirmed, old counters and spent tokens.
 
