@@ -16,6 +16,7 @@ from sqlite_utils import Database
 
 from digest.models import BounceRecord, DigestRates, Subscriber
 from digest.store.connection import guarded
+from digest.store.digests import delivery_tallies
 from digest.store.times import from_text, to_text, utcnow
 
 
@@ -126,12 +127,9 @@ def reactivate(db: Database, subscriber_id: int) -> None:
 @guarded
 def digest_rates(db: Database, limit: int = 5) -> list[DigestRates]:
     """Per recent digest: messages sent, bounces and complaints traced to it."""
-    return [
-        DigestRates(**row)
-        for row in db.query(
+    rows = list(
+        db.query(
             """SELECT d.id, d.subject,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('sent', 'failed'))
-                   AS sent,
                  (SELECT COUNT(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = d.id
                    AND b.kind = 'hard') AS bounces,
                  (SELECT COUNT(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = d.id
@@ -139,4 +137,6 @@ def digest_rates(db: Database, limit: int = 5) -> list[DigestRates]:
                FROM digests d ORDER BY d.id DESC LIMIT ?""",
             [limit],
         )
-    ]
+    )
+    tallies = delivery_tallies(db, [row["id"] for row in rows])
+    return [DigestRates(**row, sent=tallies[row["id"]]["sent"] + tallies[row["id"]]["failed"]) for row in rows]

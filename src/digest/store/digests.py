@@ -85,14 +85,27 @@ def last_digest_activity(db: Database) -> list[datetime]:
 @guarded
 def recent_digests(db: Database, limit: int) -> list[DigestSummary]:
     """The latest digests, newest first, with their delivery counts by status."""
-    return [
-        DigestSummary(**row)
-        for row in db.query(
-            """SELECT d.id, d.created, d.subject, d.status, d.entry_count, d.started_at, d.finished_at,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent') AS sent,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed') AS failed,
-                 (SELECT COUNT(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'deferred') AS deferred
-               FROM digests d ORDER BY d.id DESC LIMIT ?""",
+    rows = list(
+        db.query(
+            """SELECT id, created, subject, status, entry_count, started_at, finished_at
+               FROM digests ORDER BY id DESC LIMIT ?""",
             [limit],
         )
-    ]
+    )
+    tallies = delivery_tallies(db, [row["id"] for row in rows])
+    return [DigestSummary(**row, **tallies[row["id"]]) for row in rows]
+
+
+@guarded
+def delivery_tallies(db: Database, digest_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Deliveries by status for each digest, from the counts the triggers keep (schema.py)."""
+    tallies = {digest_id: {"sent": 0, "failed": 0, "deferred": 0} for digest_id in digest_ids}
+    if digest_ids:
+        marks = ", ".join("?" * len(digest_ids))
+        counted = db.execute(
+            f"SELECT digest_id, status, n FROM delivery_tallies WHERE digest_id IN ({marks})",  # noqa: S608
+            digest_ids,
+        )
+        for digest_id, status, count in counted:
+            tallies[digest_id][status] = count
+    return tallies
