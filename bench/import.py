@@ -53,7 +53,10 @@ def timed(label: str, func: object) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="2,000 rows: a smoke test, not a measurement")
     args = parser.parse_args()
+    if args.quick:
+        args.rows = 2000
     print(f"python {platform.python_version()}, {args.rows} rows")
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)

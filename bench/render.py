@@ -24,6 +24,7 @@ from digest.models import StoredEntry
 from digest.placeholders import Placeholders
 
 ROUNDS = 5
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_FEED = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "jekyll-rouge-atom.xml"
 
 
@@ -55,7 +56,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("feed", nargs="?", type=Path, default=SHARED_FEED)
     parser.add_argument("--mode", default="full", choices=("full", "excerpt"))
+    parser.add_argument("--quick", action="store_true", help="one round on the bundled example feed: a smoke test")
     args = parser.parse_args()
+    global ROUNDS
+    if args.quick:
+        ROUNDS = 1
+        if args.feed == SHARED_FEED:
+            args.feed = ROOT / "examples" / "feed.xml"
     settings = load_settings(
         None,
         {
