@@ -120,10 +120,10 @@ def main() -> None:
         base, counted = timed(before, args.rounds, counting=True)
         mine, report = timed(ours, args.rounds)
         again, _ = timed(before, args.rounds, counting=True)  # the baseline on both sides of ours
-    assert [(r["sent"], r["failed"]) for r in counted.digests] == [(r["sent"], r["failed"]) for r in report.digests]
+    assert [(r.sent, r.failed) for r in counted.digests] == [(r.sent, r.failed) for r in report.digests]
     failed_each = len(range(0, args.subscribers, 500))
     expected = [(args.subscribers - failed_each, failed_each)] * min(args.digests, 10)
-    assert [(row["sent"], row["failed"]) for row in report.digests] == expected, report.digests
+    assert [(row.sent, row.failed) for row in report.digests] == expected, report.digests
     baseline = statistics.median([base, again])
     rows = args.subscribers * args.digests
     print(f"deliveries: {rows:,} ({args.subscribers:,} subscribers x {args.digests} digests)")

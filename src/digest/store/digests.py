@@ -93,7 +93,13 @@ def recent_digests(db: Database, limit: int) -> list[DigestSummary]:
         )
     )
     tallies = delivery_tallies(db, [row["id"] for row in rows])
-    return [DigestSummary(**row, **tallies[row["id"]]) for row in rows]
+    summaries = []
+    for row in rows:
+        counts = tallies[row["id"]]
+        summaries.append(
+            DigestSummary(**row, sent=counts["sent"], failed=counts["failed"], deferred=counts["deferred"])
+        )
+    return summaries
 
 
 @guarded
