@@ -411,7 +411,7 @@ GROUPS: tuple[Group, ...] = (
                 default="3s",
                 meaning=(
                     "A form must have been on screen this long before it is sent; a faster post (a bot) "
-                    "gets the page back with one more button."
+                    "gets the page back with one more button. `0` turns the check off."
                 ),
             ),
             Key(

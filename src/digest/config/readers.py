@@ -211,10 +211,15 @@ def read_bounce_imap(src: Source) -> Fields:
     }
 
 
+def _min_age(key: str, value: str) -> float:
+    # 0 turns the check off (a form that may be sent at once); any other duration as usual.
+    return 0.0 if value.strip().lower() in ("0", "0s") else values.duration(key, value)
+
+
 def read_signup(src: Source) -> Fields:
     return {
         "signup": src.boolean("DIGEST_SIGNUP", "signup"),
-        "signup_min_age": src.duration("DIGEST_SIGNUP_MIN_AGE", "signup_min_age"),
+        "signup_min_age": src.parsed("DIGEST_SIGNUP_MIN_AGE", "signup_min_age", _min_age),
         "signup_per_ip": src.integer("DIGEST_SIGNUP_PER_IP", "signup_per_ip", minimum=1),
         "signup_mails_per_hour": src.integer("DIGEST_SIGNUP_MAILS_PER_HOUR", "signup_mails_per_hour", minimum=1),
         "confirm_interval": src.duration("DIGEST_CONFIRM_INTERVAL", "confirm_interval"),

@@ -1,0 +1,65 @@
+"""A reader signs up in a real browser: headless Chromium (Debian's) driven by Selenium.
+
+The form is filled and sent on the page served by waitress, the confirmation
+link is taken from the mail the aiosmtpd sink caught, the button is pressed,
+and the welcome mail arrives. Skips without Chromium locally, never under CI=true.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import SmtpServer, chromium, settings_from, subscriber_rows, wait_until
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "templates"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with chromium() as driver:
+        yield driver
+
+
+def test_a_reader_signs_up_confirms_and_is_welcomed(
+    browser: Any, smtp_env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from digest.web.server import WebServer
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for name in ("welcome.html.j2", "welcome.txt.j2"):
+        (templates / name).write_text((EXAMPLES / name).read_text(encoding="utf-8"), encoding="utf-8")
+    environ = {**smtp_env, "DIGEST_TEMPLATE_DIR": str(templates), "DIGEST_SIGNUP_MIN_AGE": "0s"}
+    server = WebServer(settings_from(environ), listen=("127.0.0.1", 0), timeout=5)
+    _, port = server.start()
+    try:
+        browser.get(f"http://127.0.0.1:{port}/subscribe")
+        browser.find_element(By.NAME, "email").send_keys("reader@example.org")
+        browser.find_element(By.NAME, "name").send_keys("Ada Reader")
+        assert not browser.find_element(By.NAME, "website").is_displayed()  # the honeypot stays hidden
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_until(lambda: "Check your inbox" in browser.page_source, "the 'check your inbox' page")
+
+        wait_until(lambda: smtp_server.received, "the confirmation mail")
+        [url] = re.findall(r"https://\S+/confirm\?token=\S+", smtp_server.received[0].part("plain"))
+        link = urlsplit(url)
+        browser.get(f"http://127.0.0.1:{port}{link.path.removeprefix('/digest')}?{link.query}")
+        assert subscriber_rows(environ)["reader@example.org"]["status"] == "pending"
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_until(lambda: "You are subscribed" in browser.page_source, "the confirmation page")
+
+        wait_until(lambda: len(smtp_server.received) == 2, "the welcome mail")
+        welcome = smtp_server.received[1]
+        assert welcome.rcpt_tos == ["reader@example.org"]
+        assert str(welcome.message["Subject"]).startswith("Welcome to")
+        assert subscriber_rows(environ)["reader@example.org"]["status"] == "active"
+    finally:
+        server.stop()
