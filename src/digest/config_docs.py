@@ -346,6 +346,15 @@ GROUPS: tuple[Group, ...] = (
                 example="127.0.0.1:8080",
             ),
             Key(
+                "DIGEST_ARCHIVE",
+                default="on",
+                meaning=(
+                    "`on` or `off`. On, the web app serves the digests sent so far at `/archive` and "
+                    "`/archive.atom`, without any subscriber's address or link, and every email carries a "
+                    '"View in browser" link to `<DIGEST_PUBLIC_URL>/archive/<id>`. Off, those routes are 404.'
+                ),
+            ),
+            Key(
                 "DIGEST_TRUSTED_PROXIES",
                 default="0",
                 meaning=(

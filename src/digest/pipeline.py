@@ -195,9 +195,10 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
     # `digest check` (and the daemon's checks) never need.
     from digest import render
 
-    digest = render.render_digest(entries, settings)
+    digest_id = store.next_digest_id(db)  # its archive page is named in the email it renders
+    digest = render.render_digest(entries, settings, archive_url=archive_url(settings, digest_id))
     digest_id = store.create_digest(
-        db, digest.subject, digest.html, digest.text, digest.entry_ids, digest.placeholder_nonce
+        db, digest.subject, digest.html, digest.text, digest.entry_ids, digest.placeholder_nonce, digest_id
     )
     row = store.digest_row(db, digest_id)
     assert row is not None  # created just now, in this connection
@@ -212,6 +213,11 @@ def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
         digest.notes,
         digest.placeholder_nonce,
     )
+
+
+def archive_url(settings: Settings, digest_id: int) -> str | None:
+    """The digest's page in the web archive (DIGEST_ARCHIVE, on a DIGEST_PUBLIC_URL), or None."""
+    return f"{settings.public_url}/archive/{digest_id}" if settings.archive and settings.public_url else None
 
 
 def planned_digests(db: Database, settings: Settings, *, new_digest: bool = True) -> Iterator[DigestPlan]:

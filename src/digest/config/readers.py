@@ -127,6 +127,7 @@ def read_dkim(src: Source) -> Fields:
 def read_http(src: Source) -> Fields:
     return {
         "http_listen": src.parsed("DIGEST_HTTP_LISTEN", "http_listen", lambda _k, v: values.listen(v)),
+        "archive": src.boolean("DIGEST_ARCHIVE", "archive"),
         "trusted_proxies": src.parsed("DIGEST_TRUSTED_PROXIES", "trusted_proxies", values.trusted_proxies),
     }
 

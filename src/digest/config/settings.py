@@ -48,6 +48,7 @@ class Settings:
     public_url: str | None = None
     secret: str | None = field(default=None, repr=False)
     http_listen: tuple[str, int] | None = None
+    archive: bool = True  # DIGEST_ARCHIVE: the public web archive and each email's "View in browser" link
     # DIGEST_TRUSTED_PROXIES: proxy hops (an int) or the proxies' addresses/networks whose
     # X-Forwarded-For/-Proto the web app believes; 0: none, the peer address is the client.
     trusted_proxies: int | tuple[str, ...] = 0

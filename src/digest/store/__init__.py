@@ -8,6 +8,7 @@ One module per concern, each re-exported here so callers write
 - feeds.py       feeds, found again after a move
 - entries.py     what a fetch found, and reading entries back
 - digests.py     digests, created with their entries in one transaction
+- archive.py     the public archive's reads (published digests) and the next digest's id
 - deliveries.py  the per (digest, subscriber) send log and retry schedule
 - subscribers.py the subscriber list, and a CSV import's one transaction
 - bounces.py     bounces, complaints and the bounce score
@@ -15,6 +16,7 @@ One module per concern, each re-exported here so callers write
 - times.py       how moments are written (ISO 8601, UTC)
 """
 
+from digest.store.archive import archived_count, archived_digest, archived_digests, next_digest_id
 from digest.store.bounces import (
     AppliedBounce,
     BouncePolicy,
@@ -72,6 +74,9 @@ __all__ = [
     "RemoveResult",
     "add_subscriber",
     "apply_event",
+    "archived_count",
+    "archived_digest",
+    "archived_digests",
     "column_widths",
     "count_subscribers",
     "count_undelivered",
@@ -97,6 +102,7 @@ __all__ = [
     "last_feed_check",
     "list_bounces",
     "move_feed",
+    "next_digest_id",
     "next_retry",
     "open_db",
     "open_snapshot",

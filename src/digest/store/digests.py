@@ -18,19 +18,29 @@ _DIGEST_COLUMNS = ", ".join(field.name for field in fields(StoredDigest))
 
 @guarded
 def create_digest(
-    db: Database, subject: str, html: str, text: str, entry_ids: Iterable[int], placeholder_nonce: str = ""
+    db: Database,
+    subject: str,
+    html: str,
+    text: str,
+    entry_ids: Iterable[int],
+    placeholder_nonce: str = "",
+    digest_id: int | None = None,
 ) -> int:
     """Insert a pending digest and assign its entries, in one transaction.
 
-    Raises StoreError if any entry was assigned elsewhere meanwhile, so an
-    entry can never end up in two digests.
+    ``digest_id``: the id it was rendered for (its archive link names it);
+    a StoreError if another digest took it meanwhile. Raises StoreError too if
+    any entry was assigned elsewhere meanwhile, so an entry can never end up
+    in two digests.
     """
     ids = list(entry_ids)
     with db.atomic():
+        if digest_id is not None and one_row(db, "SELECT id FROM digests WHERE id = ?", [digest_id]):
+            raise StoreError(f"digest {digest_id} was created by another process meanwhile")
         cursor = db.execute(
-            "INSERT INTO digests (created, subject, status, html, text, entry_count, placeholder_nonce)"
-            " VALUES (?, ?, 'pending', ?, ?, ?, ?)",
-            [to_text(utcnow()), subject, html, text, len(ids), placeholder_nonce or None],
+            "INSERT INTO digests (id, created, subject, status, html, text, entry_count, placeholder_nonce)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+            [digest_id, to_text(utcnow()), subject, html, text, len(ids), placeholder_nonce or None],
         )
         digest_id = int(cursor.lastrowid or 0)
         for entry_id in ids:
