@@ -8,7 +8,6 @@ Skips without Chromium locally, never under CI=true.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,38 +16,16 @@ from typing import Any
 import pytest
 
 from digest import render
-from helpers import FIXTURES, SHARED_FEED, settings_from, stored_entries_from
+from helpers import FIXTURES, SHARED_FEED, chromium, settings_from, stored_entries_from
 
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FEEDS = sorted(p for p in (FIXTURES / "render").iterdir() if p.suffix in (".atom", ".rss", ".xml"))
 WIDTHS = (390, 1280)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = not (CHROMIUM.exists() and DRIVER.exists())
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing = True
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs chromium, chromium-driver and selenium for the layout test")
-        pytest.skip("chromium/chromedriver/selenium not available")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    flags = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run")  # fmt: skip
-    for flag in flags:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    try:
-        driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+    with chromium(block_remote=True) as driver:  # the pages are local files: every remote load is blocked
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -48,7 +48,8 @@ def header(name: str, value: str | Address) -> bytes:
     return headers.unstructured(name, value)
 
 
-def _qp(text: str) -> bytes:
+def quoted_printable(text: str) -> bytes:
+    """``text`` as UTF-8 quoted-printable with CRLF line ends (body lines within 76 octets)."""
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
     return encoded.replace(b"\n", b"\r\n")
@@ -71,7 +72,7 @@ class EncodedBody:
         normalised = text.replace("\r\n", "\n").replace("\r", "\n")
         holes = re.compile(f"({re.escape(placeholders.unsubscribe)}|{re.escape(placeholders.recipient)})")
         parts = holes.split(normalised)
-        return cls(tuple(_qp(part) if n % 2 == 0 else part for n, part in enumerate(parts)))
+        return cls(tuple(quoted_printable(part) if n % 2 == 0 else part for n, part in enumerate(parts)))
 
     def fill(self, values: Mapping[str, bytes]) -> bytes:
         out: list[bytes] = []
@@ -120,9 +121,7 @@ class PreparedMessage:
         object.__setattr__(self, "bodies", bodies)
 
     def unsubscribe_url(self, token: str) -> str:
-        link = tokens.link_token(self.secret, token)
-        base = self.public_url or "https://unsubscribe.invalid"
-        return f"{base}/unsubscribe?token={link}"
+        return tokens.unsubscribe_url(self.public_url, self.secret, token)
 
     def message_id(self, recipient: Subscriber) -> str:
         # Deterministic per (digest, subscriber): a copy re-sent after a crash
@@ -146,8 +145,8 @@ class PreparedMessage:
     def personalise(self, recipient: Subscriber, now: datetime) -> OutgoingMessage:
         values = self.personal_values(recipient)
         url = values[self.placeholders.unsubscribe]
-        text_values = {name: _qp(value) for name, value in values.items()}
-        html_values = {name: _qp(html.escape(value)) for name, value in values.items()}
+        text_values = {name: quoted_printable(value) for name, value in values.items()}
+        html_values = {name: quoted_printable(html.escape(value)) for name, value in values.items()}
         message_id = self.message_id(recipient)
         bounce_token = verp.make_token(self.secret, self.digest_id, recipient.id) if self.bounce_address else None
         unsubscribe = [f"<{url}>"]

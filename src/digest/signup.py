@@ -135,7 +135,7 @@ def _mail_confirmation(
     nonce = signup_tokens.new_nonce()
     expires = int(now.timestamp() + settings.confirm_ttl)
     token = signup_tokens.confirm_token(_secret(settings), subscriber.token, nonce, expires)
-    link = f"{_base(settings)}/confirm?token={quote(token)}"
+    link = f"{tokens.public_base(settings.public_url)}/confirm?token={quote(token)}"
     message = signup_mail.confirmation(settings, subscriber.email, link, settings.confirm_ttl / 86400, now)
     store.start_confirmation(db, subscriber.id, nonce, now)  # before sending: the link works on arrival
     try:
@@ -171,7 +171,7 @@ def confirm(
         return None
     log.info("sign-up: subscriber %d confirmed", subscriber.id)
     if signup_mail.welcome_available(settings):
-        unsubscribe = f"{_base(settings)}/unsubscribe?token={tokens.link_token(_secret(settings), subscriber.token)}"
+        unsubscribe = tokens.unsubscribe_url(settings.public_url, _secret(settings), subscriber.token)
         try:
             send(settings, signup_mail.welcome(settings, subscriber.email, unsubscribe, now))
         except (SendError, ConnectFailure) as exc:
@@ -201,10 +201,6 @@ def _secret(settings: Settings) -> str:
     if not settings.secret:
         raise ConfigError("DIGEST_SECRET: not set", hint="the sign-up signs its tokens with it")
     return settings.secret
-
-
-def _base(settings: Settings) -> str:
-    return (settings.public_url or "https://unsubscribe.invalid").rstrip("/")
 
 
 def _now() -> datetime:

@@ -13,7 +13,6 @@ DIGEST_TEMPLATE_DIR.
 
 from __future__ import annotations
 
-import binascii
 import secrets
 from datetime import datetime
 from email.utils import format_datetime
@@ -22,12 +21,7 @@ import jinja2
 
 from digest import headers
 from digest.config import Settings
-from digest.message import OutgoingMessage, header
-
-
-def _qp(text: str) -> bytes:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+from digest.message import OutgoingMessage, header, quoted_printable
 
 
 def _environment(settings: Settings) -> jinja2.Environment:
@@ -72,7 +66,7 @@ def _message(
         parts.append(
             f"--{boundary}\r\nContent-Type: text/{subtype}; charset=utf-8\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
-            + _qp(body)
+            + quoted_printable(body)
             + b"\r\n"
         )
     data = head + b"\r\n" + b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")

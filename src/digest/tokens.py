@@ -34,3 +34,16 @@ def verify_link_token(secret: str, value: str) -> str | None:
     if not hmac.compare_digest(signature, _signature(secret, token)):
         return None
     return token
+
+
+# Where links point when DIGEST_PUBLIC_URL is not set (a preview): a name that never resolves.
+PLACEHOLDER_BASE = "https://unsubscribe.invalid"
+
+
+def public_base(public_url: str | None) -> str:
+    return (public_url or PLACEHOLDER_BASE).rstrip("/")
+
+
+def unsubscribe_url(public_url: str | None, secret: str, token: str) -> str:
+    """The one-click unsubscribe link of the subscriber whose random token is ``token``."""
+    return f"{public_base(public_url)}/unsubscribe?token={link_token(secret, token)}"
