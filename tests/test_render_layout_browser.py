@@ -129,3 +129,35 @@ def test_fixture_digests_fit_phone_and_desktop_with_and_without_style(
                 if not card["inside"] or " ".join(title.split()) not in " ".join(card["title"].split()):
                     problems.append(f"{name} at {width}px: card for {title!r} holds {card['title']!r}")
     assert not problems, "\n".join(problems)
+
+
+FOOTER_LINKS = """
+return Array.from(document.querySelectorAll('a.dg-footer-link')).map(function (link) {
+  var r = link.getBoundingClientRect();
+  return {text: link.textContent.trim(), width: r.width, height: r.height};
+});
+"""
+TAP_PX = 44  # Apple's and WCAG 2.5.5's minimum touch target
+
+
+def test_footer_links_are_tap_targets_of_at_least_44_px(browser: Any, pages: list[tuple[str, Path, list[str]]]) -> None:
+    # With and without <style>: the padding that makes the target is inlined on the link itself.
+    problems, measured = [], 0
+    for width in WIDTHS:
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )
+        for name, path, _ in pages:
+            browser.get(path.as_uri())
+            links = browser.execute_script(FOOTER_LINKS)
+            if not any(link["text"] == "Unsubscribe" for link in links):
+                problems.append(f"{name} at {width}px: no Unsubscribe link in the footer")
+            for link in links:
+                measured += 1
+                if link["height"] < TAP_PX or link["width"] < TAP_PX:
+                    problems.append(
+                        f"{name} at {width}px: {link['text']!r} is {link['width']:.0f}x{link['height']:.0f}px"
+                    )
+    assert measured >= 2 * len(pages)
+    assert not problems, "\n".join(problems)
