@@ -20,7 +20,7 @@ from lxml import html as lxml_html
 from digest import message, render
 from digest.errors import ConfigError
 from digest.models import Digest
-from digest.placeholders import Placeholders
+from digest.placeholders import LEGACY_SUBSCRIBER_PAGE, Placeholders
 from helpers import FIXTURES, settings_from, stored_entries_from
 
 FEED = FIXTURES / "render" / "highlighters.atom"
@@ -119,7 +119,8 @@ def test_links_and_images_are_absolute_and_images_fit(full_doc: lxml_html.HtmlEl
     for a in full_doc.iter("a"):
         href = a.get("href")
         if href is not None:
-            assert href.startswith(("https://", "http://", "mailto:")) or href == render.UNSUBSCRIBE_PLACEHOLDER, href
+            personal = (render.UNSUBSCRIBE_PLACEHOLDER, LEGACY_SUBSCRIBER_PAGE)
+            assert href.startswith(("https://", "http://", "mailto:")) or href in personal, href
     rouge = entry_cell(full_doc, "Rouge: Python with tabs and a very long line")
     hrefs = {a.text_content(): a.get("href") for a in rouge.iter("a")}
     assert hrefs["earlier post"] == "https://blog.example.org/2026/10/01/backoff.html"
@@ -303,7 +304,11 @@ def test_text_part_wraps_prose_indents_code_and_numbers_links(env: dict[str, str
     assert '        """Tab-indented on purpose."""' in lines  # a tab became four spaces, then indented
     assert "earlier post [1]" in text
     assert "[1] https://blog.example.org/2026/10/01/backoff.html" in lines
-    assert lines[-2:] == [f"Unsubscribe: {render.UNSUBSCRIBE_PLACEHOLDER}", ""]
+    assert lines[-3:] == [
+        f"Unsubscribe: {render.UNSUBSCRIBE_PLACEHOLDER}",
+        f"Manage your subscription: {LEGACY_SUBSCRIBER_PAGE}",
+        "",
+    ]
 
 
 # --- templates ---------------------------------------------------------------------------

@@ -45,10 +45,14 @@ def test_the_archive_copy_is_the_email_without_its_personal_part(sent: tuple[dic
     assert status_line(listing) == b"HTTP/1.1 200 OK"
     assert status_line(response) == b"HTTP/1.1 200 OK"
     page = body_of(response)
-    for personal in ("ada@example.com", "bob@example.com", "token=", "DIGESTRECIPIENT", "DIGESTUNSUBSCRIBEURL"):
+    personal_parts = ("ada@example.com", "bob@example.com", "token=", "DIGESTRECIPIENT", "DIGESTUNSUBSCRIBEURL",
+                      "DIGESTSUBSCRIBERPAGE")  # fmt: skip
+    for personal in personal_parts:
         assert personal not in page, personal
     assert "a reader subscribed" in page
     assert 'href="https://fieldnotes.example.org/digest/unsubscribe"' in page
+    assert 'href="https://fieldnotes.example.org/digest/subscriber"' in page  # the tokenless page: a neutral 400
+    assert "/subscriber?token=" in html_part  # while the email itself links to Ada's own page
     # The same posts, titles and styles as the email.
     for title in re.findall(r'class="dg-entry-title-link"[^>]*>([^<]+)<', html_part):
         assert title in page

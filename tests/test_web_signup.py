@@ -97,7 +97,7 @@ def write_feed(path: Path, titles: list[str]) -> None:
     """An Atom feed of ``titles``, newest first; each post keeps its id and date as newer ones arrive."""
     entries = ""
     for title in titles:
-        day = {"First post": 1, "Second post": 2, "Third post": 3}[title]
+        day = {"First post": 1, "Second post": 2, "Third post": 3, "Fourth post": 4}[title]
         slug = title.lower().replace(" ", "-")
         entries += (
             f"<entry><id>urn:post:{slug}</id><title>{title}</title><link href='https://blog.example.org/{slug}'/>"
@@ -133,6 +133,7 @@ def test_the_whole_journey_over_http(site_env: dict[str, str], smtp_server: Smtp
         assert done.status == 200 and "You are subscribed" in done.body
         assert subscriber_rows(environ)["reader@example.org"]["status"] == "active"
         assert str(smtp_server.received[-1].message["Subject"]).startswith("Welcome to")
+        assert "/subscriber?token=" in smtp_server.received[-1].part("plain")  # the welcome links to the page too
         assert site.request("POST", target, {}).status == 400  # used once
 
         write_feed(feed, ["Second post", "First post"])

@@ -70,7 +70,7 @@ class EncodedBody:
     @classmethod
     def encode(cls, text: str, placeholders: Placeholders) -> EncodedBody:
         normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-        holes = re.compile(f"({re.escape(placeholders.unsubscribe)}|{re.escape(placeholders.recipient)})")
+        holes = re.compile("(" + "|".join(re.escape(mark) for mark in placeholders.personal) + ")")
         parts = holes.split(normalised)
         return cls(tuple(quoted_printable(part) if n % 2 == 0 else part for n, part in enumerate(parts)))
 
@@ -132,7 +132,11 @@ class PreparedMessage:
     def personal_values(self, recipient: Subscriber) -> dict[str, str]:
         """What each placeholder stands for in ``recipient``'s copy (plain text: HTML escapes it)."""
         marks = self.placeholders
-        return {marks.unsubscribe: self.unsubscribe_url(recipient.token), marks.recipient: recipient.email}
+        return {
+            marks.unsubscribe: self.unsubscribe_url(recipient.token),
+            marks.recipient: recipient.email,
+            marks.subscriber_page: tokens.subscriber_page_url(self.public_url, self.secret, recipient.token),
+        }
 
     def personal_bodies(self, recipient: Subscriber) -> tuple[str, str]:
         """``recipient``'s text and HTML bodies, decoded (for previews; sending uses ``personalise``)."""

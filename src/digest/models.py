@@ -14,6 +14,13 @@ from typing import Literal
 # (source: form, cli, import:<file>), when it signed up (created) and when it
 # confirmed its address (confirmed; empty for owner-added addresses).
 STATUSES = ("active", "pending", "unsubscribed", "bounced")
+# How an address became unsubscribed or bounced (subscribers.unsubscribe_reason):
+# one-click (List-Unsubscribe, or the /unsubscribe page's button), page (the
+# subscriber's page), cli (`digest subscribers remove`), import (an export that
+# said so), bounce, complaint. NULL on rows unsubscribed before reasons were
+# recorded: unknown, so treated as not self-made.
+UNSUBSCRIBE_REASONS = ("one-click", "page", "cli", "import", "bounce", "complaint")
+SELF_UNSUBSCRIBED = ("one-click", "page")
 EXPORT_FIELDS = ("email", "name", "status", "created", "updated", "source", "confirmed")
 
 
@@ -102,7 +109,12 @@ class Subscriber:
     status: str
     token: str
     bounce_score: float = 0.0
-    unsubscribe_reason: str | None = None  # why they left: cli, import, complaint, bounce
+    unsubscribe_reason: str | None = None  # how they left: one of UNSUBSCRIBE_REASONS, or None
+
+    @property
+    def left_by_themselves(self) -> bool:
+        """Unsubscribed from a link in an email: the only state the subscriber's page can undo."""
+        return self.status == "unsubscribed" and self.unsubscribe_reason in SELF_UNSUBSCRIBED
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The per-subscriber placeholders a rendered digest carries, unguessable per digest.
 
-A digest is rendered once, with a placeholder where each recipient's address
-and unsubscribe link go; message.py fills them in per recipient. Were the
+A digest is rendered once, with a placeholder where each recipient's address,
+unsubscribe link and subscriber's page link go; message.py fills them in per recipient. Were the
 placeholders fixed strings, feed HTML containing them (a tracking pixel's
 URL, say) would be filled in too, and report every reader's address and
 working unsubscribe link to a third party. So each digest gets its own random
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 # The fixed strings of digests created before placeholders had a nonce.
 LEGACY_UNSUBSCRIBE = "DIGEST-PERSONAL-UNSUBSCRIBE-URL"
 LEGACY_RECIPIENT = "DIGEST-PERSONAL-RECIPIENT"
+# Digests stored before the subscriber's page existed never contain this one.
+LEGACY_SUBSCRIBER_PAGE = "DIGEST-PERSONAL-SUBSCRIBER-PAGE-URL"
 
 _NONCE = re.compile(r"[0-9a-f]{24}")
 
@@ -45,6 +47,15 @@ class Placeholders:
     @property
     def recipient(self) -> str:
         return f"DIGESTRECIPIENT{self.nonce}" if self.nonce else LEGACY_RECIPIENT
+
+    @property
+    def subscriber_page(self) -> str:
+        return f"DIGESTSUBSCRIBERPAGE{self.nonce}" if self.nonce else LEGACY_SUBSCRIBER_PAGE
+
+    @property
+    def personal(self) -> tuple[str, ...]:
+        """Every placeholder a digest may carry."""
+        return (self.unsubscribe, self.recipient, self.subscriber_page)
 
 
 LEGACY = Placeholders("")

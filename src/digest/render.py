@@ -296,6 +296,7 @@ def _context(
         "notes": notes,
         "unsubscribe_url": placeholders.unsubscribe,
         "recipient": placeholders.recipient,
+        "subscriber_page_url": placeholders.subscriber_page,
         "postal_address": settings.postal_address,
         "issue_date": issue.date,
         "archive_url": issue.archive_url,

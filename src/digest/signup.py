@@ -111,27 +111,37 @@ def sign_up(
     except InputError as exc:
         return SignupAnswer(Outcome.INVALID_EMAIL, form, error=str(exc))
     if store.count_events(db, "mail", hour_ago) >= settings.signup_mails_per_hour:
-        _warn_cap(settings)
+        warn_cap(settings)
         return SignupAnswer(Outcome.TRY_LATER, form)
     state = store.request_signup(db, email, clean_name(form.name), now)
     if not _may_mail(settings, state, now):
         return SignupAnswer(Outcome.CHECK_INBOX, form)
-    if not _mail_confirmation(settings, db, state.subscriber, now, send):
+    if not mail_confirmation(settings, db, state.subscriber, now, send):
         return SignupAnswer(Outcome.TRY_LATER, form)
     return SignupAnswer(Outcome.CHECK_INBOX, form)
 
 
 def _may_mail(settings: Settings, state: store.SignupState, now: datetime) -> bool:
     status = state.subscriber.status
-    if status in ("active", "bounced") or state.unsubscribe_reason == "complaint":
+    if status in ("active", "bounced") or state.unsubscribe_reason in ("complaint", "bounce"):
         return False
     recent = state.confirm_sent is not None and now - state.confirm_sent < timedelta(seconds=settings.confirm_interval)
     return not recent
 
 
-def _mail_confirmation(
-    settings: Settings, db: Database, subscriber: Subscriber, now: datetime, send: MailSender
+def mail_confirmation(
+    settings: Settings,
+    db: Database,
+    subscriber: Subscriber,
+    now: datetime,
+    send: MailSender,
+    *,
+    raise_errors: bool = False,
 ) -> bool:
+    """Mail ``subscriber`` a new confirmation link (the only live one); False if sending failed.
+
+    With ``raise_errors`` the SendError/ConnectFailure is raised instead (after the same clean-up).
+    """
     nonce = signup_tokens.new_nonce()
     expires = int(now.timestamp() + settings.confirm_ttl)
     token = signup_tokens.confirm_token(_secret(settings), subscriber.token, nonce, expires)
@@ -143,6 +153,8 @@ def _mail_confirmation(
     except (SendError, ConnectFailure) as exc:
         log.error("sign-up: the confirmation mail could not be sent: %s", exc)
         store.cancel_confirmation(db, subscriber.id)
+        if raise_errors:
+            raise
         return False
     log.info("sign-up: confirmation mailed (subscriber %d)", subscriber.id)
     return True
@@ -172,8 +184,9 @@ def confirm(
     log.info("sign-up: subscriber %d confirmed", subscriber.id)
     if signup_mail.welcome_available(settings):
         unsubscribe = tokens.unsubscribe_url(settings.public_url, _secret(settings), subscriber.token)
+        page = tokens.subscriber_page_url(settings.public_url, _secret(settings), subscriber.token)
         try:
-            send(settings, signup_mail.welcome(settings, subscriber.email, unsubscribe, now))
+            send(settings, signup_mail.welcome(settings, subscriber.email, unsubscribe, now, page))
         except (SendError, ConnectFailure) as exc:
             log.warning("sign-up: the welcome mail could not be sent: %s", exc)
     return subscriber
@@ -186,7 +199,7 @@ def purge_expired(settings: Settings, db: Database, now: datetime | None = None)
     return removed
 
 
-def _warn_cap(settings: Settings) -> None:
+def warn_cap(settings: Settings) -> None:
     moment = time.monotonic()
     if moment - _last_cap_warning[0] >= _WARN_EVERY or _last_cap_warning[0] == 0.0:
         _last_cap_warning[0] = moment

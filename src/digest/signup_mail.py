@@ -83,11 +83,13 @@ def confirmation(settings: Settings, to: str, link: str, valid_days: float, now:
     return _message(settings, to, f"Confirm your subscription to {newsletter}", text, html, now)
 
 
-def welcome(settings: Settings, to: str, unsubscribe_url: str, now: datetime) -> OutgoingMessage:
+def welcome(
+    settings: Settings, to: str, unsubscribe_url: str, now: datetime, subscriber_page_url: str = ""
+) -> OutgoingMessage:
     sender = settings.sender_address
     newsletter = sender.display_name or sender.domain
     env = _environment(settings)
-    context = {"newsletter": newsletter, "unsubscribe_url": unsubscribe_url}
+    context = {"newsletter": newsletter, "unsubscribe_url": unsubscribe_url, "subscriber_page_url": subscriber_page_url}
     text = env.get_template("welcome.txt.j2").render(context)
     html = env.get_template("welcome.html.j2").render(context)
     extra = f"List-Unsubscribe: <{unsubscribe_url}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"

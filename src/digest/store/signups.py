@@ -73,19 +73,28 @@ def cancel_confirmation(db: Database, subscriber_id: int) -> None:
         db.execute("DELETE FROM signup_events WHERE id = (SELECT MAX(id) FROM signup_events WHERE kind = 'mail')")
 
 
+# A live link never reactivates an address that bounced in the meantime, whatever the link says.
+_CONFIRMABLE = "status IN ('pending', 'unsubscribed')"
+
+
 @guarded
 def confirm(db: Database, token: str, nonce: str, now: datetime) -> Subscriber | None:
-    """Make the subscriber whose link this is active, once: the nonce is spent. None if it is not live."""
+    """Make the subscriber whose link this is active, once: the nonce is spent. None if it is not live.
+
+    ``confirm_sent`` is cleared too: the per-address interval between
+    confirmation mails protects an address that never asked; one that has
+    just confirmed may ask again at once (a mistaken unsubscribe, undone).
+    """
     with write_transaction(db):
         row = db.execute(
-            f"SELECT {_COLUMNS} FROM subscribers WHERE token = ? AND confirm_nonce = ?",  # noqa: S608
+            f"SELECT {_COLUMNS} FROM subscribers WHERE token = ? AND confirm_nonce = ? AND {_CONFIRMABLE}",  # noqa: S608
             [token, nonce],
         ).fetchone()
         if row is None:
             return None
         stamp = to_text(now)
         db.execute(
-            "UPDATE subscribers SET status = 'active', confirmed = ?, confirm_nonce = NULL, "
+            "UPDATE subscribers SET status = 'active', confirmed = ?, confirm_nonce = NULL, confirm_sent = NULL, "
             "unsubscribe_reason = NULL, bounce_score = 0, updated = ? WHERE id = ?",
             [stamp, stamp, row[0]],
         )
@@ -94,7 +103,10 @@ def confirm(db: Database, token: str, nonce: str, now: datetime) -> Subscriber |
 
 @guarded
 def confirmation_is_live(db: Database, token: str, nonce: str) -> bool:
-    row = db.execute("SELECT 1 FROM subscribers WHERE token = ? AND confirm_nonce = ?", [token, nonce]).fetchone()
+    row = db.execute(
+        f"SELECT 1 FROM subscribers WHERE token = ? AND confirm_nonce = ? AND {_CONFIRMABLE}",  # noqa: S608
+        [token, nonce],
+    ).fetchone()
     return row is not None
 
 

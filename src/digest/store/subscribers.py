@@ -92,9 +92,11 @@ def add_subscriber(
 
 
 @guarded
-def set_subscriber_status(db: Database, subscriber_id: int, status: str) -> None:
+def set_subscriber_status(db: Database, subscriber_id: int, status: str, reason: str | None = None) -> None:
+    """Set ``status``; ``reason`` says how an address became unsubscribed (UNSUBSCRIBE_REASONS)."""
     db.execute(
-        "UPDATE subscribers SET status = ?, updated = ? WHERE id = ?", [status, to_text(utcnow()), subscriber_id]
+        "UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? WHERE id = ?",
+        [status, reason, to_text(utcnow()), subscriber_id],
     )
 
 
@@ -119,23 +121,30 @@ def remove_subscriber(db: Database, address: str, *, purge: bool = False) -> Rem
         return RemoveResult(existing, "purged", deleted)
     if existing.status == "unsubscribed":
         return RemoveResult(existing, "already-unsubscribed")
-    set_subscriber_status(db, existing.id, "unsubscribed")
+    set_subscriber_status(db, existing.id, "unsubscribed", _leaving_reason(existing, "cli"))
     return RemoveResult(existing, "unsubscribed")
 
 
+def _leaving_reason(subscriber: Subscriber, reason: str) -> str:
+    # A bounced address that is then unsubscribed keeps "bounce" as its reason:
+    # no page may offer it a way back, whoever pressed the button.
+    return "bounce" if subscriber.status == "bounced" else reason
+
+
 @guarded
-def unsubscribe_token(db: Database, token: str) -> Subscriber | None:
-    """One-click unsubscribe: the subscriber for ``token`` marked unsubscribed, or None.
+def unsubscribe_token(db: Database, token: str, reason: str = "one-click") -> Subscriber | None:
+    """Unsubscribe by link (``reason``: one-click or page): the subscriber for ``token``, or None.
 
     A bounced address is marked unsubscribed too: the person asked to leave,
     which is the stronger record. One UPDATE, so the write lock is held for
-    microseconds even while a send is running.
+    microseconds even while a send is running. An address already
+    unsubscribed keeps the reason it left with.
     """
     subscriber = get_by_token(db, token)
     if subscriber is None:
         return None
     if subscriber.status != "unsubscribed":
-        set_subscriber_status(db, subscriber.id, "unsubscribed")
+        set_subscriber_status(db, subscriber.id, "unsubscribed", _leaving_reason(subscriber, reason))
     return subscriber
 
 

@@ -1,4 +1,4 @@
-"""digest's public web app: one-click unsubscribe, health, and (in their modules) the rest.
+"""digest's public web app: sign-up, confirm, archive, unsubscribe, the subscriber's page, health.
 
 ``create_app(settings=None) -> flask.Flask`` is the app factory
 (``digest.web:create_app``); without settings it reads them from the
@@ -14,6 +14,8 @@ The package:
                   and ``pages.db()``: THE per-request store connection (flask.g,
                   closed at teardown). Views use it and nothing else.
 - unsubscribe.py  RFC 8058 one-click unsubscribe
+- subscriber.py   the subscriber's page ("Manage your subscription"): unsubscribe, or ask to come back
+- archive.py      the public archive and its Atom feed
 - health.py       ``/healthz``
 - signup.py       sign-up with double opt-in (the "signup" blueprint)
 - server.py       waitress in a thread, stopped cleanly; slow clients bounded

@@ -64,9 +64,9 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
 
 
 def _register(app: flask.Flask) -> None:
-    from digest.web import archive, health, signup, unsubscribe
+    from digest.web import archive, health, signup, subscriber, unsubscribe
 
-    for module in (health, unsubscribe, archive, signup):
+    for module in (health, unsubscribe, subscriber, archive, signup):
         app.register_blueprint(module.blueprint)
 
 

@@ -1,10 +1,11 @@
 """The public archive (DIGEST_ARCHIVE): ``/archive``, ``/archive/<id>``, ``/archive.atom``.
 
 A digest is stored rendered once for everyone, with random placeholders
-where each recipient's address and unsubscribe link go (placeholders.py).
-The archive copy fills them with neutral text: "a reader" and the tokenless
-``/unsubscribe`` page (which explains that links come from emails), so no
-subscriber's address or working link is ever on a public page.
+where each recipient's address, unsubscribe link and subscriber's page link
+go (placeholders.py). The archive copy fills them with neutral text: "a
+reader" and the tokenless ``/unsubscribe`` and ``/subscriber`` pages (which
+explain that links come from emails), so no subscriber's address or working
+link is ever on a public page.
 
 The copy is the email's HTML as sent: premailer's inline ``style``
 attributes and its ``<style>`` block. Its CSP allows exactly those styles by
@@ -96,7 +97,11 @@ def feed() -> flask.Response:
 
 def neutral_copy(document: str, placeholders: Placeholders) -> str:
     """The stored digest with its personal placeholders filled with neutral values."""
-    values = {placeholders.unsubscribe: public_link("/unsubscribe"), placeholders.recipient: NEUTRAL_RECIPIENT}
+    values = {
+        placeholders.unsubscribe: public_link("/unsubscribe"),
+        placeholders.recipient: NEUTRAL_RECIPIENT,
+        placeholders.subscriber_page: public_link("/subscriber"),
+    }
     for placeholder, value in values.items():
         document = document.replace(placeholder, html.escape(value))
     return document

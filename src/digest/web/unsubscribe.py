@@ -80,11 +80,11 @@ def one_click_body(content_type: str, body: bytes) -> bool:
     return ONE_CLICK[1] in fields.get(ONE_CLICK[0], [])
 
 
-def link_token() -> str:
+def link_token(purpose: str = tokens.UNSUBSCRIBE) -> str:
     """The subscriber token the request's signed ``token`` names; InvalidRequest otherwise."""
     values = flask.request.args.getlist("token")
     secret = settings().secret or ""
-    token = tokens.verify_link_token(secret, values[0]) if len(values) == 1 else None
+    token = tokens.verify_link_token(secret, values[0], purpose) if len(values) == 1 else None
     if token is None:
         raise InvalidRequest
     return token
@@ -97,18 +97,22 @@ def subscriber_for(token: str) -> Subscriber:
     return subscriber
 
 
-def unsubscribe(token: str) -> Subscriber:
-    """Unsubscribe the token's subscriber, queueing the change when the database stays locked."""
+def unsubscribe(token: str, reason: str = "one-click") -> Subscriber:
+    """Unsubscribe the token's subscriber, queueing the change when the database stays locked.
+
+    Returns the subscriber as it was before. A queued change is applied as a
+    one-click one (the queue holds tokens only): a reason that left by itself, either way.
+    """
     subscriber = subscriber_for(token)
     try:
-        store.unsubscribe_token(db(), token)
+        store.unsubscribe_token(db(), token, reason)
     except DatabaseError as exc:
         if not exc.busy:
             raise
         unsubscribe_queue.append(settings().db_path, token)
-        log.warning("subscriber %d: database busy; one-click unsubscribe queued for the next send", subscriber.id)
+        log.warning("subscriber %d: database busy; unsubscribe (%s) queued for the next send", subscriber.id, reason)
     else:
-        log.info("subscriber %d unsubscribed through one-click", subscriber.id)
+        log.info("subscriber %d unsubscribed (%s)", subscriber.id, reason)
     return subscriber
 
 
