@@ -57,3 +57,12 @@ def test_each_command_imports_only_what_it_uses(args: tuple[str, ...], env: dict
 def test_the_probe_sees_what_a_dry_run_needs(env: dict[str, str], tmp_path: Path) -> None:
     # The probe itself works: a dry run does load the renderer.
     assert {"premailer", "jinja2", "feedparser"} <= imported(("send", "--dry-run", "--output", "p"), env, tmp_path)
+
+
+def test_a_render_loads_neither_requests_nor_the_bounce_detectors(env: dict[str, str], tmp_path: Path) -> None:
+    # premailer imports requests only to fetch remote stylesheets, which digest never lets it do:
+    # a stand-in takes its name, so what a real requests would pull in (urllib3, charset_normalizer)
+    # stays out. flufl.bounce and mailbox serve `digest bounces process`, not a send.
+    modules = imported(("send", "--dry-run", "--output", "p"), env, tmp_path)
+    assert "premailer" in modules
+    assert modules & {"urllib3", "charset_normalizer", "flufl", "mailbox"} == set()

@@ -13,7 +13,6 @@ neither the database nor the mailbox.
 from __future__ import annotations
 
 import logging
-import mailbox
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -114,6 +113,8 @@ def process_maildir(db: Database, settings: Settings, path: Path, *, dry_run: bo
     """Each message in the Maildir's new/ and cur/; classified ones move to its ``.processed`` folder."""
     if not (path / "cur").is_dir() or not (path / "new").is_dir():
         raise InputError(f"--maildir: not a Maildir (no cur/ and new/): {path}")
+    import mailbox  # only the bounce commands read mailboxes; `digest send` imports this module too
+
     box = mailbox.Maildir(path, factory=None, create=False)
     report = ProcessReport()
     for key in list(box.iterkeys()):
@@ -146,6 +147,8 @@ def process_mbox(db: Database, settings: Settings, path: Path, *, dry_run: bool 
 
 
 def _mbox_messages(path: Path) -> Iterator[bytes]:
+    import mailbox
+
     box = mailbox.mbox(path, create=False)
     try:
         for key in box.iterkeys():

@@ -33,8 +33,6 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from flufl.bounce import all_failures
-
 from digest import verp
 
 # flufl.bounce logs every detector it tries at INFO: noise in the daemon's log.
@@ -95,6 +93,10 @@ def classify(data: bytes, secret: str | None = None) -> Classification:
             return result("delayed")
     if _is_vacation(msg):
         return result("auto-reply")
+    # Imported here: flufl.bounce compiles some hundred patterns on import,
+    # and `digest send` loads this module only to score an SMTP refusal.
+    from flufl.bounce import all_failures
+
     try:
         temporary, permanent = all_failures(msg)
     except Exception:

@@ -10,7 +10,10 @@ below; message.py substitutes them per recipient.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import cssutils
 import jinja2
 from markupsafe import Markup
-from premailer import Premailer
 
 from digest import entryview, headers, sandbox, textify
 from digest.config import Settings
@@ -68,21 +69,59 @@ def template_environment(settings: Settings) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["wrap"] = textify.wrap_paragraph
     return env
 
 
 @cache
-def _silence_cssutils() -> None:
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs, so a run does not compile them again.
+
+    Jinja's own per-user folder in the temporary directory (created 0700 and
+    refused if another user owns it); each entry is checked against its
+    template's source, so an edited template is compiled afresh. Without a
+    usable folder, templates are compiled in memory as before.
+    """
+    try:
+        return jinja2.FileSystemBytecodeCache(pattern="digest-%s.cache")
+    except (OSError, RuntimeError) as exc:
+        log.debug("no template cache: %s", exc)
+        return None
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module in ``sys.modules``; imports the real one when anything is looked up on it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@cache
+def _premailer() -> Any:
+    """premailer's Premailer class, imported on first use, with cssutils quietened.
+
+    premailer imports requests at the top only to fetch external stylesheets,
+    which it never does here (allow_network=False); requests and its own
+    dependencies are about a third of premailer's import time. A stand-in
+    takes its place while premailer is imported, and loads the real requests
+    the moment anything uses it.
+    """
+    sys.modules.setdefault("requests", _Deferred("requests"))
+    import cssutils
+    from premailer import Premailer
+
     # cssutils logs every property it does not know (mso-*, -webkit-*) at
     # WARNING; premailer would add a handler per instance. Silence it once.
     cssutils.log.setLevel(logging.CRITICAL)
+    return Premailer
 
 
 def inline_css(document: str) -> str:
-    _silence_cssutils()
-    inliner = Premailer(
+    inliner = _premailer()(
         document,
         base_url=None,
         strip_important=False,  # keep !important in the dark-mode @media block
