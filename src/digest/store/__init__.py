@@ -3,7 +3,8 @@
 One module per concern, each re-exported here so callers write
 ``store.open_db(path)``, ``store.record_entries(...)``:
 
-- connection.py  opening (migrated), dry-run snapshots, write transactions
+- connection.py  opening (migrated), write transactions
+- dryrun.py      dry runs on the real file: a connection that never commits
 - schema.py      the tables and their numbered migrations
 - feeds.py       feeds, found again after a move
 - entries.py     what a fetch found, and reading entries back
@@ -26,7 +27,7 @@ from digest.store.bounces import (
     list_bounces,
     reactivate,
 )
-from digest.store.connection import open_db, open_snapshot, opened, sqlite_hint, transaction, write_transaction
+from digest.store.connection import open_db, opened, sqlite_hint, transaction, write_transaction
 from digest.store.deliveries import (
     RETRY_SPACING,
     count_undelivered,
@@ -44,6 +45,7 @@ from digest.store.digests import (
     set_digest_status,
     unfinished_digests,
 )
+from digest.store.dryrun import open_snapshot
 from digest.store.entries import Recorded, digest_entries, entries_by_id, pending_count, pending_entries, record_entries
 from digest.store.feeds import feed_row, feed_rows, feeds_overview, last_feed_check, move_feed, remove_feed, update_feed
 from digest.store.state import get_state, set_state

@@ -1,4 +1,4 @@
-"""Opening the database: a migrated connection, a snapshot for dry runs, write transactions.
+"""Opening the database: a migrated connection, write transactions (dry runs: dryrun.py).
 
 Connections run in autocommit mode; every multi-step change happens inside
 ``db.atomic()``, :func:`transaction` or :func:`write_transaction`, so a crash
@@ -56,7 +56,7 @@ def guarded_iter(func: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
     return call
 
 
-def _configure(conn: sqlite3.Connection, *pragmas: str, busy_timeout_ms: int = 10000) -> Database:
+def configure(conn: sqlite3.Connection, *pragmas: str, busy_timeout_ms: int = 10000) -> Database:
     """The migrated Database over ``conn``; ``conn`` is closed if that fails."""
     try:
         for pragma in (*pragmas, "PRAGMA foreign_keys = ON", f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"):
@@ -81,7 +81,7 @@ def open_db(path: Path, *, busy_timeout_ms: int = 10000) -> Database:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         # NORMAL is durable across process crashes in WAL mode; only a power
         # cut can lose the last commits, which the send log tolerates.
-        return _configure(
+        return configure(
             conn, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", busy_timeout_ms=busy_timeout_ms
         )
     except sqlite3.DatabaseError as exc:
@@ -128,32 +128,14 @@ def write_transaction(db: Database) -> Iterator[None]:
 
 @contextlib.contextmanager
 def opened(path: Path, *, snapshot: bool = False) -> Iterator[Database]:
-    """The database at ``path`` (or an in-memory snapshot of it) for one command, closed after."""
+    """The database at ``path`` (with ``snapshot``, for a dry run: nothing committed) for one command, closed after."""
+    from digest.store.dryrun import open_snapshot  # dryrun.py builds on this module
+
     db = open_snapshot(path) if snapshot else open_db(path)
     try:
         yield db
     finally:
         db.close()
-
-
-@guarded
-def open_snapshot(path: Path) -> Database:
-    """An in-memory copy of the database at ``path`` (empty when it does not exist).
-
-    Dry runs work on this copy so the real file stays byte-for-byte unchanged.
-    """
-    memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    if path.exists():
-        try:
-            source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                source.backup(memory)
-            finally:
-                source.close()
-        except sqlite3.DatabaseError as exc:
-            memory.close()
-            raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
-    return _configure(memory)
 
 
 def one_row(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:

@@ -1,0 +1,139 @@
+"""Dry runs on the real database file: every change is made, seen, and never committed.
+
+A dry run (``send --dry-run``, ``send --to``, ``bounces process --dry-run``)
+must see exactly what the real command would (the same rows, its own writes:
+a feed's new entries, the digest it would create) and leave the file byte for
+byte as it was. It used to copy the whole database into memory first (206 MiB
+for 100,000 subscribers and 10 past digests); now it opens the real file on a
+connection that cannot commit:
+
+* the first write opens one transaction (``BEGIN IMMEDIATE``, waiting for
+  another writer like every command) that lasts until the connection closes,
+  and is then rolled back. Reads before it see the file as it is;
+* the code it runs is the code a real run runs: a ``BEGIN ... COMMIT`` it
+  issues becomes a savepoint released inside that transaction (its
+  ``ROLLBACK`` rolls back to the savepoint), a plain write simply joins it;
+* an authorizer refuses any COMMIT or ROLLBACK statement, and any write
+  outside the transaction, so no path can reach the file by accident;
+* in WAL mode (the mode digest sets) uncommitted pages may spill only into
+  the -wal file, which readers ignore; in a rollback-journal database spilling
+  would write the main file before the rollback restores it, so
+  ``cache_spill`` is turned off there and changed pages stay in memory.
+
+Memory is the page cache plus the pages the dry run changes (a few feed and
+digest rows), whatever the size of the database. The cost: from its first
+write to its end a dry run holds the write lock, as a real run's transaction
+would; other writers wait for it (busy_timeout).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from digest.errors import StoreError
+from digest.store.connection import configure, guarded, sqlite_hint
+
+_READS = frozenset({"SELECT", "PRAGMA", "EXPLAIN", "VALUES", "WITH"})  # WITH ... INSERT meets the authorizer
+_UNIT = "digest_dry_run_unit"  # the savepoint standing for a transaction the code asked for
+_WRITES = frozenset(
+    getattr(sqlite3, name)
+    for name in dir(sqlite3)
+    if name.startswith(("SQLITE_CREATE_", "SQLITE_DROP_"))
+    or name in ("SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_ALTER_TABLE", "SQLITE_REINDEX")
+)
+
+
+def _verb(sql: str) -> tuple[str, str]:
+    words = sql.lstrip().rstrip("; \n").split(None, 2)
+    return (words[0].upper() if words else ""), (words[1].upper() if len(words) > 1 else "")
+
+
+class NeverCommits(sqlite3.Connection):
+    """A connection whose changes live in one transaction that is rolled back when it closes."""
+
+    _unit = False  # inside a BEGIN the code issued (a savepoint here)
+
+    def _open(self) -> None:
+        if not self.in_transaction:
+            super().execute("BEGIN IMMEDIATE")
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        verb, second = _verb(sql)
+        if verb == "BEGIN":
+            self._open()
+            self._unit = True
+            return super().execute(f"SAVEPOINT {_UNIT}")
+        if verb in ("COMMIT", "END"):
+            self.commit()
+            return super().execute("SELECT 1 WHERE 0")
+        if verb == "ROLLBACK" and second != "TO":
+            self.rollback()
+            return super().execute("SELECT 1 WHERE 0")
+        if verb not in _READS:
+            self._open()
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        self._open()
+        return super().executemany(sql, parameters)
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        self._open()  # a COMMIT in the script meets the authorizer
+        return super().executescript(script)
+
+    def commit(self) -> None:
+        if self._unit:
+            self._unit = False
+            super().execute(f"RELEASE {_UNIT}")
+
+    def rollback(self) -> None:
+        if self._unit:
+            self._unit = False
+            super().execute(f"ROLLBACK TO {_UNIT}")
+            super().execute(f"RELEASE {_UNIT}")
+
+    def close(self) -> None:
+        try:
+            self.set_authorizer(None)
+        except sqlite3.ProgrammingError:  # already closed
+            return
+        try:
+            if self.in_transaction:
+                super().execute("ROLLBACK")
+        finally:
+            super().close()
+
+    def _authorize(self, action: int, arg1: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_TRANSACTION and arg1 in ("COMMIT", "ROLLBACK"):
+            return sqlite3.SQLITE_DENY
+        if action in _WRITES and not self.in_transaction:
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+
+@guarded
+def open_snapshot(path: Path) -> Database:
+    """The database at ``path`` for a dry run: changes are seen here and never reach the file.
+
+    When ``path`` does not exist, an empty in-memory database (a dry run creates no file).
+    Close it (``db.close()``) to roll everything back and release the write lock.
+    """
+    target = str(path) if path.exists() else ":memory:"
+    try:
+        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, factory=NeverCommits)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
+    assert isinstance(conn, NeverCommits)
+    conn.set_authorizer(conn._authorize)
+    try:
+        mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode != "wal":
+            conn.execute("PRAGMA cache_spill = OFF")
+        return configure(conn)  # a migration, if one is due, happens inside the rolled-back transaction
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None

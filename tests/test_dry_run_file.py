@@ -1,0 +1,142 @@
+"""Dry runs and test sends on a real SQLite file with history: nothing changes, everything is seen.
+
+A dry run works on the real file inside a transaction that is never committed
+(store/dryrun.py), so these tests build a database the way digest does (a real
+send, more subscribers, a feed that grew) and compare the file's sha256 and the
+folder's listing before and after, then check that the real send that follows
+sends exactly what the dry run announced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from helpers import FeedHost, FeedResource, SmtpServer, add_subscribers, run_cli
+
+
+def item(n: int) -> str:
+    return (
+        f"<item><title>Post {n}</title><link>https://blog.example/{n}</link><guid>https://blog.example/{n}</guid>"
+        f"<pubDate>Mon, 0{n} Nov 2026 08:00:00 +0000</pubDate><description>Body of post {n}.</description></item>"
+    )
+
+
+def rss(*numbers: int) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Field Notes</title>'
+        "<link>https://blog.example/</link><description>d</description>"
+        + "".join(item(n) for n in numbers)
+        + "</channel></rss>"
+    ).encode()
+
+
+def fingerprint(db: Path) -> tuple[str, list[str]]:
+    return hashlib.sha256(db.read_bytes()).hexdigest(), sorted(p.name for p in db.parent.iterdir())
+
+
+@pytest.fixture
+def history(smtp_env: dict[str, str], smtp_server: SmtpServer, feed_host: FeedHost) -> dict[str, str]:
+    """A database after one real send (a digest, its deliveries), then a new post and a new subscriber."""
+    feed_host.resources["/feed.xml"] = FeedResource(body=rss(1, 2))
+    environ = {**smtp_env, "DIGEST_FEED_URL": feed_host.url("/feed.xml"), "DIGEST_FIRST_RUN": "all"}
+    add_subscribers(environ, "ada@example.com", "grace@example.net")
+    first = run_cli(["send"], environ)
+    assert first.exit_code == 0, first.output
+    assert len(smtp_server.received) == 2
+    smtp_server.received.clear()
+    feed_host.resources["/feed.xml"] = FeedResource(body=rss(1, 2, 3))
+    add_subscribers(environ, "alan@example.org")
+    return environ
+
+
+def test_a_dry_run_creates_a_digest_in_memory_only_and_send_then_sends_it(
+    history: dict[str, str], smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    db = Path(history["DIGEST_DB"])
+    before = fingerprint(db)
+
+    dry = run_cli(["send", "--dry-run", "--json", "--output", str(tmp_path / "preview")], history)
+
+    assert dry.exit_code == 0, dry.output
+    assert fingerprint(db) == before  # the file's bytes, and no -wal or -journal left beside it
+    assert smtp_server.received == []
+    planned = json.loads(dry.output)["digest"]
+    assert planned["resumes"] is None
+    assert planned["entries"] == ["Post 3"]
+    assert planned["recipients"] == 3
+
+    real = run_cli(["send", "--json"], history)
+
+    assert real.exit_code == 0, real.output
+    (sent,) = json.loads(real.output)["digests"]
+    assert (sent["subject"], sent["entries"], sent["sent"]) == (planned["subject"], 1, planned["recipients"])
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
+        "ada@example.com",
+        "alan@example.org",
+        "grace@example.net",
+    ]
+    preview_html = (tmp_path / "preview" / "digest.html").read_text(encoding="utf-8")
+    ada = next(r for r in smtp_server.received if r.rcpt_tos == ["ada@example.com"])
+    assert ada.part("html").replace("\r\n", "\n").strip() == preview_html.strip()  # the same copy, to the byte
+
+
+def test_a_test_send_changes_no_byte_and_sends_the_digest_send_then_sends(
+    history: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    db = Path(history["DIGEST_DB"])
+    before = fingerprint(db)
+
+    test = run_cli(["send", "--to", "tester@example.com", "--json"], history)
+
+    assert test.exit_code == 0, test.output
+    assert fingerprint(db) == before
+    tried = json.loads(test.output)["test_send"]
+    assert (tried["to"], tried["digest"], tried["entries"]) == ("tester@example.com", None, 1)
+    (received,) = smtp_server.received
+    smtp_server.received.clear()
+
+    real = run_cli(["send", "--json"], history)
+
+    (sent,) = json.loads(real.output)["digests"]
+    assert sent["subject"] == tried["subject"] == received.message["Subject"]
+    assert sent["sent"] == 3
+    assert "Post 3" in received.part("plain")
+
+
+def test_a_dry_run_cannot_commit_even_when_asked() -> None:
+    from digest import store
+
+    # The guarantee behind the two tests above, on the connection itself.
+    path = Path(__file__).parent / "never-written.db"
+    assert not path.exists()
+    db = store.open_snapshot(path)  # absent: an empty in-memory database, no file created
+    try:
+        store.add_subscriber(db, "ada@example.com")
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            db.conn.cursor().execute("COMMIT")
+        assert store.count_subscribers(db) == 1
+    finally:
+        db.close()
+    assert not path.exists()
+
+
+def test_send_status_send_on_a_real_file(history: dict[str, str], smtp_server: SmtpServer) -> None:
+    assert run_cli(["send"], history).exit_code == 0
+    assert len(smtp_server.received) == 3
+
+    status = run_cli(["status", "--json"], history)
+
+    assert status.exit_code == 0, status.output
+    digests = json.loads(status.output)["digests"]
+    assert [(d["sent"], d["status"]) for d in digests[:2]] == [(3, "sent"), (2, "sent")]
+
+    again = run_cli(["send"], history)
+
+    assert again.exit_code == 0, again.output
+    assert "Nothing new to send." in again.output
+    assert len(smtp_server.received) == 3
