@@ -26,20 +26,24 @@ What happens to each row:
   its line number and reason and nothing is written for it;
 * a repeated address is counted once, at its first line.
 
-All writes happen in ONE transaction, which the store owns
-(``store.import_subscribers``): either every good row is imported or, on any
-error (unreadable file, no email column, database busy), nothing is. This
-module only plans what to write, so ``--dry-run`` runs the same plan and
-skips only the write.
+The file is read a line at a time and staged a batch at a time (memory does
+not grow with the file); all writes happen in ONE transaction at the end,
+which the store owns (``store.apply_import``): either every good row is
+imported or, on any error (unreadable file, a bad byte or a broken quote on
+any line, no email column, database busy), nothing is. ``--dry-run`` stages
+and counts the same way and skips only the write.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from io import BufferedReader
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -47,7 +51,7 @@ from sqlite_utils import Database
 from digest import store
 from digest.csvcells import import_cell, parse_date
 from digest.errors import InputError
-from digest.models import NewSubscriber, StatusChange
+from digest.models import NewSubscriber
 from digest.store import to_text, utcnow
 from digest.subscribers import clean_name, normalise_email
 
@@ -111,12 +115,9 @@ class ImportReport:
     recorded_not_subscribed: int = 0  # marked unsubscribed/bounced in the file, new here
     duplicates: int = 0
     downgraded: int = 0  # active here, unsubscribed/bounced/cleaned/complained in the file: applied
-    problems: list[RowProblem] = field(default_factory=list)
+    invalid: int = 0
+    problems: list[RowProblem] = field(default_factory=list)  # the first MAX_KEPT_PROBLEMS of them
     date_warnings: list[RowProblem] = field(default_factory=list)  # unreadable dates (row still imported)
-
-    @property
-    def invalid(self) -> int:
-        return len(self.problems)
 
 
 # --- reading ----------------------------------------------------------------------
@@ -126,21 +127,30 @@ def _header_key(name: str) -> str:
     return "".join(ch for ch in name.strip().lower() if ch not in " _-.\t")
 
 
-def _decode(path: Path, data: bytes, encoding: str) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
-    elif encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+_DECODE_HINT = "save it as 'CSV UTF-8', or pass --encoding, e.g. --encoding cp1252"
+
+
+def _lines(path: Path, stream: BufferedReader, encoding: str) -> Iterator[str]:
+    """The file's physical lines as text, decoded one at a time, line ends kept (for the csv module)."""
+    if stream.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (Excel's "Unicode text"): not split on bytes
+        number = 0
+        try:
+            with io.TextIOWrapper(stream, encoding="utf-16", newline="") as text:
+                for number, line in enumerate(text, start=1):  # noqa: B007 - read after the loop on an error
+                    yield line
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: line {number + 1}: not valid utf-16 text", hint=_DECODE_HINT) from None
+        return
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         encoding = "utf-8-sig"  # strips the BOM Excel writes in "CSV UTF-8"
+    decoder = codecs.getincrementaldecoder(encoding)()  # LookupError: checked by read_csv
+    number = 0
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"{path}: line {line}: not valid {encoding} text",
-            hint="save it as 'CSV UTF-8', or pass --encoding, e.g. --encoding cp1252",
-        ) from None
-    except LookupError:
-        raise InputError(f"--encoding: unknown encoding {encoding!r}") from None
+        for number, raw in enumerate(stream, start=1):  # noqa: B007
+            yield decoder.decode(raw)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: line {max(number, 1)}: not valid {encoding} text", hint=_DECODE_HINT) from None
 
 
 def _delimiter(first_line: str) -> str:
@@ -258,18 +268,39 @@ def _row_reason(row: list[str], layout: _Layout, status: str) -> str | None:
 
 
 def read_csv(path: Path, encoding: str = "utf-8") -> tuple[dict[str, str], str, Iterator[CsvRow | RowProblem]]:
-    """Parse ``path``: (columns used, delimiter, rows or problems with their line numbers).
+    """Parse ``path`` as it is read: (columns used, delimiter, rows or problems with their line numbers).
 
-    File-level problems (unreadable, not text, no email column) raise InputError.
+    The file is read a line at a time, so its size does not matter. File-level
+    problems (unreadable, not text, no email column, a broken quote) raise
+    InputError: before the rows for the header, while they are read for the rest.
     """
     try:
-        data = path.read_bytes()
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"--encoding: unknown encoding {encoding!r}") from None
+    try:
+        stream = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    text = _decode(path, data, encoding)
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    delimiter = _delimiter(first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        return _read(path, stream, encoding)
+    except BaseException:
+        stream.close()
+        raise
+
+
+Parsed = tuple[dict[str, str], str, Iterator[CsvRow | RowProblem]]
+
+
+def _read(path: Path, stream: BufferedReader, encoding: str) -> Parsed:
+    lines = _lines(path, stream, encoding)
+    blank = []  # lines before the header, given back to the csv reader so line numbers stay right
+    for line in lines:
+        blank.append(line)
+        if line.strip("\r\n"):
+            break
+    delimiter = _delimiter(blank[-1] if blank else "")
+    reader = csv.reader(itertools.chain(blank, lines), delimiter=delimiter, strict=True)
     try:
         header = next((r for r in reader if any(c.strip() for c in r)), None)
     except csv.Error as exc:
@@ -285,12 +316,10 @@ def read_csv(path: Path, encoding: str = "utf-8") -> tuple[dict[str, str], str, 
                 columns[role] = header[index].strip()
 
     def rows() -> Iterator[CsvRow | RowProblem]:
-        pending = [] if has_header else [(reader.line_num, header)]
-        line = reader.line_num
-        while True:
-            if pending:
-                line, row = pending.pop()
-            else:
+        with stream:
+            if not has_header:
+                yield _parse_row(reader.line_num, header, layout)
+            while True:
                 start = reader.line_num + 1
                 try:
                     row = next(reader)
@@ -300,10 +329,8 @@ def read_csv(path: Path, encoding: str = "utf-8") -> tuple[dict[str, str], str, 
                     # A broken quote swallows the rest of the file: stop with a
                     # file-level error rather than guess where rows end.
                     raise InputError(f"{path}: line {start}: {exc}") from None
-                line = start
-            if not any(c.strip() for c in row):
-                continue
-            yield _parse_row(line, row, layout)
+                if any(c.strip() for c in row):
+                    yield _parse_row(start, row, layout)
 
     return columns, delimiter, rows()
 
@@ -330,49 +357,63 @@ def _parse_row(line: int, row: list[str], layout: _Layout) -> CsvRow | RowProble
 # --- planning and writing -------------------------------------------------------------
 
 
+IMPORT_BATCH = 1000  # rows staged per statement
+MAX_KEPT_PROBLEMS = 1000  # a broken million-row file is counted in full, listed in part
+
+
 def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str = "utf-8") -> ImportReport:
-    """Import the subscribers in ``path`` in one transaction (or only plan it, with ``dry_run``)."""
+    """Import the subscribers in ``path`` in one transaction (or only count it, with ``dry_run``).
+
+    The file is read and validated a batch at a time into the store's staging
+    table (store/imports.py), then written in ONE transaction: memory stays
+    the same for ten rows or a million, and a file-level error anywhere (a
+    broken quote, a bad byte on the last line) imports nothing.
+    """
     columns, delimiter, parsed = read_csv(path, encoding)
     report = ImportReport(path=path, columns=columns, delimiter=delimiter, dry_run=dry_run)
-    first_line: dict[str, int] = {}
-    rows: list[CsvRow] = []
-    for item in parsed:
-        report.rows += 1
-        if isinstance(item, RowProblem):
-            report.problems.append(item)
-        elif item.email in first_line:
-            report.duplicates += 1
-        else:
-            first_line[item.email] = item.line
-            rows.append(item)
-            if item.date_problem:
-                report.date_warnings.append(RowProblem(item.line, f"{item.email}: {item.date_problem}"))
-
-    def plan(existing: dict[str, str]) -> tuple[list[NewSubscriber], list[StatusChange]]:
-        now = to_text(utcnow()) or ""
-        source = f"import:{path.name}"
-        inserts: list[NewSubscriber] = []
-        downgrades: list[StatusChange] = []
-        for row in rows:
-            status = existing.get(row.email)
-            if status is None:
-                inserts.append(NewSubscriber(row.email, row.name, row.status, row.created or now,
-                                             row.changed_at or now, source, row.reason))  # fmt: skip
-                if row.status == "active":
-                    report.added += 1
-                else:
-                    report.recorded_not_subscribed += 1
-            elif status == "active" and row.status != "active":
-                # The reader left in the other tool: that choice wins; an import
-                # only ever means less mail, never more.
-                downgrades.append(StatusChange(row.email, row.status, row.reason, row.changed_at or now))
-                report.downgraded += 1
-            elif status == "active" or row.status != "active":
-                report.already_present += 1
-            else:
-                report.skipped_unsubscribed += 1
-        return inserts, downgrades
-
-    store.import_subscribers(db, [r.email for r in rows], plan, path=path, dry_run=dry_run)
+    now = to_text(utcnow()) or ""
+    source = f"import:{path.name}"
+    store.start_import(db)
+    try:
+        for batch in _batches(parsed):
+            _stage(db, report, batch, now, source)
+    except BaseException:
+        store.drop_import(db)
+        raise
+    counts = store.apply_import(db, path=path, dry_run=dry_run)
+    report.added, report.recorded_not_subscribed = counts.added, counts.recorded_not_subscribed
+    report.already_present, report.skipped_unsubscribed = counts.already_present, counts.skipped_unsubscribed
+    report.downgraded = counts.downgraded
     log.info("import %s: %d added, %d invalid", path, report.added, report.invalid)
     return report
+
+
+def _batches(items: Iterator[CsvRow | RowProblem]) -> Iterator[tuple[CsvRow | RowProblem, ...]]:
+    while batch := tuple(itertools.islice(items, IMPORT_BATCH)):
+        yield batch
+
+
+def _stage(db: Database, report: ImportReport, batch: tuple[CsvRow | RowProblem, ...], now: str, source: str) -> None:
+    good: list[CsvRow] = []
+    for item in batch:
+        report.rows += 1
+        if isinstance(item, RowProblem):
+            report.invalid += 1
+            if len(report.problems) < MAX_KEPT_PROBLEMS:
+                report.problems.append(item)
+        else:
+            good.append(item)
+    staged = store.stage_rows(
+        db,
+        (
+            (r.line, NewSubscriber(r.email, r.name, r.status, r.created or now, r.changed_at or now, source, r.reason))
+            for r in good
+        ),
+    )
+    report.duplicates += len(good) - staged
+    for row in good:
+        # Warned at an address's first line only, like every other count.
+        if not row.date_problem or len(report.date_warnings) >= MAX_KEPT_PROBLEMS:
+            continue
+        if store.staged_line(db, row.email) == row.line:
+            report.date_warnings.append(RowProblem(row.line, f"{row.email}: {row.date_problem}"))

@@ -11,7 +11,8 @@ One module per concern, each re-exported here so callers write
 - digests.py     digests, created with their entries in one transaction
 - archive.py     the public archive's reads (published digests) and the next digest's id
 - deliveries.py  the per (digest, subscriber) send log and retry schedule
-- subscribers.py the subscriber list, and a CSV import's one transaction
+- subscribers.py the subscriber list
+- imports.py     a CSV import's staging table and its one transaction
 - bounces.py     bounces, complaints and the bounce score
 - state.py       small facts (the daemon's last run, its heartbeat)
 - times.py       how moments are written (ISO 8601, UTC)
@@ -48,6 +49,7 @@ from digest.store.digests import (
 from digest.store.dryrun import open_snapshot
 from digest.store.entries import Recorded, digest_entries, entries_by_id, pending_count, pending_entries, record_entries
 from digest.store.feeds import feed_row, feed_rows, feeds_overview, last_feed_check, move_feed, remove_feed, update_feed
+from digest.store.imports import ImportCounts, apply_import, drop_import, stage_rows, staged_line, start_import
 from digest.store.state import get_state, set_state
 from digest.store.subscribers import (
     AddResult,
@@ -58,7 +60,6 @@ from digest.store.subscribers import (
     get_by_email,
     get_by_id,
     get_by_token,
-    import_subscribers,
     iter_subscribers,
     remove_subscriber,
     set_subscriber_status,
@@ -72,10 +73,12 @@ __all__ = [
     "AddResult",
     "AppliedBounce",
     "BouncePolicy",
+    "ImportCounts",
     "Recorded",
     "RemoveResult",
     "add_subscriber",
     "apply_event",
+    "apply_import",
     "archived_count",
     "archived_digest",
     "archived_digests",
@@ -88,6 +91,7 @@ __all__ = [
     "digest_exists",
     "digest_rates",
     "digest_row",
+    "drop_import",
     "entries_by_id",
     "failed_deliveries",
     "feed_row",
@@ -98,7 +102,6 @@ __all__ = [
     "get_by_id",
     "get_by_token",
     "get_state",
-    "import_subscribers",
     "iter_subscribers",
     "last_digest_activity",
     "last_feed_check",
@@ -121,6 +124,9 @@ __all__ = [
     "set_state",
     "set_subscriber_status",
     "sqlite_hint",
+    "stage_rows",
+    "staged_line",
+    "start_import",
     "status_counts",
     "to_text",
     "transaction",

@@ -1,4 +1,4 @@
-"""The subscribers table: add, remove, look up, list, and import in one transaction.
+"""The subscribers table: add, remove, look up, list (a CSV import: imports.py).
 
 Addresses arrive raw and are normalised here with the rules of subscribers.py,
 so ``Alice@Example.COM`` and ``alice@example.com`` are one subscriber.
@@ -6,15 +6,13 @@ so ``Alice@Example.COM`` and ``alice@example.com`` are one subscriber.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from sqlite_utils import Database
 
-from digest.errors import InputError, StoreError
-from digest.models import EXPORT_FIELDS, STATUSES, NewSubscriber, StatusChange, Subscriber, SubscriberRecord
+from digest.errors import InputError
+from digest.models import EXPORT_FIELDS, STATUSES, Subscriber, SubscriberRecord
 from digest.store.connection import guarded, guarded_iter, write_transaction
 from digest.store.times import to_text, utcnow
 from digest.subscribers import clean_name, new_token, normalise_email
@@ -176,62 +174,6 @@ def status_counts(db: Database) -> dict[str, int]:
     for row in db.query("SELECT status, COUNT(*) AS n FROM subscribers GROUP BY status"):
         counts[row["status"]] = row["n"]
     return counts
-
-
-# What an import writes, decided from the statuses already stored (email -> status).
-ImportPlan = Callable[[dict[str, str]], tuple[list[NewSubscriber], list[StatusChange]]]
-_LOOKUP_BATCH = 500  # well under SQLite's bound-parameter limit
-
-
-def _existing_statuses(db: Database, emails: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for start in range(0, len(emails), _LOOKUP_BATCH):
-        chunk = emails[start : start + _LOOKUP_BATCH]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT email, status FROM subscribers WHERE email IN ({marks})"  # noqa: S608 - only placeholders
-        found.update((email, status) for email, status in db.execute(sql, chunk).fetchall())
-    return found
-
-
-@guarded
-def import_subscribers(db: Database, emails: list[str], plan: ImportPlan, *, path: Path, dry_run: bool = False) -> None:
-    """Write an import of ``path`` in ONE transaction; with ``dry_run`` only plan it.
-
-    ``plan`` is given the stored status of each of ``emails`` that is known
-    and says what to insert and which active subscribers to mark as gone.
-    The transaction takes the write lock first (BEGIN IMMEDIATE), so the plan
-    cannot go stale between reading and writing; on a database error nothing
-    is imported (StoreError).
-    """
-
-    def plan_and_write() -> None:
-        inserts, changes = plan(_existing_statuses(db, emails))
-        if dry_run:
-            return
-        if inserts:
-            db.conn.executemany(
-                "INSERT INTO subscribers (email, name, status, token, created, updated, source, unsubscribe_reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (s.email, s.name, s.status, new_token(), s.created, s.updated, s.source, s.unsubscribe_reason)
-                    for s in inserts
-                ],
-            )
-        if changes:
-            db.conn.executemany(
-                "UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? "
-                "WHERE email = ? AND status = 'active'",
-                [(c.status, c.reason, c.updated, c.email) for c in changes],
-            )
-
-    try:
-        if dry_run:
-            plan_and_write()
-        else:
-            with write_transaction(db):
-                plan_and_write()
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"import of {path} failed, nothing was imported: {exc}") from None
 
 
 @guarded
