@@ -108,7 +108,8 @@ def test_permanent_redirect_moves_the_fetch_url_and_keeps_the_feed(
 
     # The owner updates DIGEST_FEED_URL: the row is adopted, nothing is re-sent.
     (updated,) = check(db, tmp_path, new)
-    assert updated.status == "ok" and updated.new == [] and not updated.first_run
+    # The same bytes as last time: skipped by their content hash (test_feeds_unchanged.py).
+    assert updated.status == "not-modified" and updated.new == [] and not updated.first_run
     (feed,) = db.query("SELECT url, fetch_url FROM feeds")
     assert (feed["url"], feed["fetch_url"]) == (new, None)
 
@@ -151,8 +152,8 @@ def test_gone_feed_is_marked_and_no_longer_fetched(feed_host: FeedHost, db: Data
     feed_host.resources["/feed"] = FeedResource(WORDPRESS)
     settings = settings_from({"DIGEST_FEED_URL": url, "DIGEST_DB": str(tmp_path / "state.db")})
     (revived,) = pipeline.check_feeds(db, settings, retry_gone=True)
-    assert revived.status == "ok" and revived.new == []
-    assert next(db.query("SELECT status FROM feeds"))["status"] == "active"
+    assert revived.status == "not-modified" and revived.new == []  # the body it had before it went
+    assert next(db.query("SELECT status, last_status FROM feeds")) == {"status": "active", "last_status": "200"}
 
 
 @pytest.mark.parametrize(("code", "status"), [(404, "404"), (500, "500"), (503, "503"), (403, "403")])

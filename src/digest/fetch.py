@@ -13,6 +13,7 @@ a word (``"timeout"``, ``"unreachable"``, ``"too-large"``, ``"error"``).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import logging
 import socket
@@ -51,6 +52,18 @@ class FetchResult:
     @property
     def not_modified(self) -> bool:
         return self.body is None
+
+
+def body_hash(result: FetchResult) -> str | None:
+    """The sha256 of an HTTP answer's body, stored with the feed once it is parsed and recorded.
+
+    The same bytes next time (a server without ETag or Last-Modified, or one
+    that ignores them) are then skipped like a 304. None for a 304 and for a
+    local file, which is read and parsed every time (no server to spare).
+    """
+    if result.body is None or result.url.startswith("file:"):
+        return None
+    return hashlib.sha256(result.body).hexdigest()
 
 
 class Fetcher(Protocol):

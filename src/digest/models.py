@@ -189,6 +189,7 @@ class Feed:
     status: str  # active | gone | removed
     first_checked: str | None
     fetch_url: str | None
+    content_hash: str | None  # sha256 of the last body parsed and stored (fetch.body_hash)
 
 
 @dataclass(frozen=True)

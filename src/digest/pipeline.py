@@ -30,7 +30,7 @@ from digest.bounceprocess import record_smtp_refusal
 from digest.config import Settings
 from digest.errors import DigestError, FeedError, FetchError, InputError
 from digest.feeds import parse_feed
-from digest.fetch import Fetcher, HttpFetcher
+from digest.fetch import Fetcher, FetchResult, HttpFetcher, body_hash
 from digest.lock import sender_lock
 from digest.mailer import DeliveryOptions, DeliveryResult, SmtpTransport, TransportFactory, deliver, options_from
 from digest.message import PreparedMessage, Signer, dkim_signer, prepare_message
@@ -82,9 +82,11 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     """Fetch one feed and record its new entries.
 
     A failure (network, HTTP error, not a feed) is recorded on the feed row
-    (``last_status``, ``last_error``) and leaves its entries untouched. A 304
-    writes nothing but ``last_checked``. A 410 marks the feed ``gone``: it is
-    not fetched again unless ``retry_gone``. A permanent redirect (301/308)
+    (``last_status``, ``last_error``) and leaves its entries untouched. A 304,
+    or a 200 whose body has the sha256 of the last one stored (a server
+    without validators), is not parsed and writes nothing but ``last_checked``
+    (and new validators). A 410 marks the feed ``gone``: it is not fetched
+    again unless ``retry_gone``. A permanent redirect (301/308)
     makes the new URL the one fetched from now on (``fetch_url``).
     """
     row = store.feed_row(db, url)
@@ -97,7 +99,9 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         return report
     try:
         result = fetcher(source, etag=row.etag, last_modified=row.last_modified)
-        if not result.not_modified:
+        content_hash = body_hash(result)
+        unchanged = result.not_modified or (content_hash is not None and content_hash == row.content_hash)
+        if not unchanged:
             parsed = parse_feed(result)
     except FeedError as exc:
         status = exc.status if isinstance(exc, FetchError) else "error"
@@ -117,11 +121,8 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     moved = _moved(row, url, result.permanent_redirect)
     if moved:
         report.moved_to = report.fetched_from = moved
-    if result.not_modified:
-        changes: dict[str, Any] = {"last_checked": now}
-        if row.last_error or row.status != "active":
-            changes.update(last_status="304", last_error=None, status="active")
-        store.update_feed(db, row.id, **changes, **({"fetch_url": moved} if moved else {}))
+    if unchanged:
+        _record_unchanged(db, row, result, now, moved)
         report.status = "not-modified"
         return report
     if parsed.warning:
@@ -140,6 +141,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
             language=parsed.language,
             etag=result.etag,
             last_modified=result.last_modified,
+            content_hash=content_hash,
             last_checked=now,
             last_status=str(result.status),
             last_error=None,
@@ -153,6 +155,16 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     report.elsewhere = recorded.elsewhere
     report.new = store.entries_by_id(db, recorded.new_ids)
     return report
+
+
+def _record_unchanged(db: Database, row: Feed, result: FetchResult, now: str | None, moved: str | None) -> None:
+    """A 304, or a 200 with the bytes last stored: only the check's time (and any new validators) change."""
+    changes: dict[str, Any] = {"last_checked": now}
+    if row.last_error or row.status != "active":
+        changes.update(last_status=str(result.status), last_error=None, status="active")
+    if not result.not_modified and (result.etag, result.last_modified) != (row.etag, row.last_modified):
+        changes.update(etag=result.etag, last_modified=result.last_modified)  # they vouch for the same bytes
+    store.update_feed(db, row.id, **changes, **({"fetch_url": moved} if moved else {}))
 
 
 def _moved(row: Feed, url: str, permanent_redirect: str | None) -> str | None:

@@ -134,8 +134,8 @@ def move_feed(db: Database, old: str, new: str) -> None:
             db.execute("DELETE FROM feeds WHERE id = ?", [target["id"]])
         # The validators and any redirect belonged to the old address.
         db.execute(
-            """UPDATE feeds SET url = ?, fetch_url = NULL, etag = NULL, last_modified = NULL, status = 'active'
-               WHERE id = ?""",
+            """UPDATE feeds SET url = ?, fetch_url = NULL, etag = NULL, last_modified = NULL, content_hash = NULL,
+               status = 'active' WHERE id = ?""",
             [new, row["id"]],
         )
 

@@ -214,6 +214,13 @@ _TALLY_UP = """INSERT INTO delivery_tallies (digest_id, status, n) VALUES (NEW.d
 _TALLY_DOWN = "UPDATE delivery_tallies SET n = n - 1 WHERE digest_id = OLD.digest_id AND status = OLD.status;"
 
 
+def _migration_content_hash(db: Database) -> None:
+    # The sha256 of the last feed body that was parsed and stored: a server
+    # without validators (or one ignoring them) answers 200 with the same
+    # bytes, which is then skipped like a 304 instead of parsed again.
+    db.execute("ALTER TABLE feeds ADD COLUMN content_hash TEXT")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -225,6 +232,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_languages,
     _migration_signups,
     _migration_delivery_counts,
+    _migration_content_hash,
 )
 
 
