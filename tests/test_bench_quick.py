@@ -15,6 +15,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 EXPECTED = {
     "import.py": "faster than the per-row baseline",
+    "memory.py": "largest ratio vs tiny:",
     "render.py": "ratio render/baseline:",
     "rss2email.py": "| unchanged |",
     "send.py": "international: ratio digest/plain:",
