@@ -68,8 +68,9 @@ def build_db(path: Path, subscribers: int, digests: int) -> None:
     store.open_db(path).close()  # the real schema, every migration applied
     conn = sqlite3.connect(path)
     # Bulk-load without the tally triggers, then count once, as the migration does.
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'deliveries'")
-    triggers = triggers.fetchall()
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'deliveries'"
+    ).fetchall()
     with conn:
         for name, _ in triggers:
             conn.execute(f"DROP TRIGGER {name}")
