@@ -16,6 +16,7 @@ import pytest
 from digest import store, verp
 from digest.bounces import classify
 from helpers import SmtpServer, add_subscribers, run_cli
+from test_web_signup import confirm_path, serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 SUBSCRIBERS = [
@@ -128,17 +129,26 @@ def test_mbox_twice_and_dry_run_change_nothing_more(env: dict[str, str], tmp_pat
     assert dump(env) == after and mbox.read_bytes() == original
 
 
-def test_reactivate_undoes_a_bounce_but_not_a_complaint_without_force(env: dict[str, str], tmp_path: Path) -> None:
+def test_reactivate_undoes_a_bounce_and_a_complaint_only_by_confirming(
+    smtp_env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    env = smtp_env
     add_subscribers(env, *SUBSCRIBERS)
     run_cli(["bounces", "process", "--maildir", str(maildir_copy(tmp_path))], env)
 
     assert run_cli(["subscribers", "reactivate", "alice@example.com"], env).exit_code == 0
-    assert rows(env)["alice@example.com"] == ("active", 0.0, None)
+    assert rows(env)["alice@example.com"] == ("active", 0.0, None)  # a bounce is undone at once
     refused = run_cli(["subscribers", "reactivate", "heidi@example.com"], env)
     assert refused.exit_code == 2 and "Error: heidi@example.com reported the digest as spam" in refused.output
     assert rows(env)["heidi@example.com"][0] == "unsubscribed"
-    assert run_cli(["subscribers", "reactivate", "heidi@example.com", "--force"], env).exit_code == 0
+    forced = run_cli(["subscribers", "reactivate", "heidi@example.com", "--force"], env)
+    assert forced.exit_code == 0 and forced.stdout.startswith("Mailed a confirmation link to heidi@example.com")
+    assert rows(env)["heidi@example.com"][0] == "unsubscribed"  # a complaint: only her own confirmation undoes it
+    target = confirm_path(smtp_server, "heidi@example.com")
+    for site in serve(env):
+        assert site.request("POST", target, {}).status == 200
     assert rows(env)["heidi@example.com"][0] == "active"
+    assert [m.rcpt_tos for m in smtp_server.received] == [["heidi@example.com"]]  # one mail: the confirmation
 
 
 def _apply(db: Any, kind: str, when: datetime, key: str, policy: store.BouncePolicy) -> store.AppliedBounce:

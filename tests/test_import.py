@@ -52,8 +52,8 @@ def test_mailchimp_unsubscribed_export_is_recorded_and_never_resubscribes(env: d
     again = run_cli(["subscribers", "add", "left@example.com"], env)
     assert again.exit_code == 2
     assert again.stderr.strip() == (
-        "Error: left@example.com is unsubscribed (they chose to leave or bounced; "
-        "pass --resubscribe only with their renewed consent)"
+        "Error: left@example.com is unsubscribed (they chose to leave; "
+        "pass --resubscribe only with their renewed consent: it mails them a confirmation link)"
     )
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import SmtpServer, run_cli
+from test_web_signup import confirm_path, serve
 
 
 def statuses(environ: dict[str, str]) -> dict[str, str]:
@@ -49,17 +50,41 @@ def test_add_rejects_invalid_addresses_in_one_line(env: dict[str, str], address:
     assert result.stderr == f"Error: invalid email address {address!r}: {reason}\n"
 
 
-def test_unsubscribed_address_needs_resubscribe(env: dict[str, str]) -> None:
+def test_an_unsubscribed_address_comes_back_only_by_confirming(
+    smtp_env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    env = smtp_env
     run_cli(["subscribers", "add", "ada@example.com"], env)
     run_cli(["subscribers", "remove", "ada@example.com"], env)
 
     refused = run_cli(["subscribers", "add", "ada@example.com"], env)
-    assert refused.exit_code == 2
-    assert statuses(env) == {"ada@example.com": "unsubscribed"}
+    assert refused.exit_code == 2 and "--resubscribe" in refused.stderr
+    assert statuses(env) == {"ada@example.com": "unsubscribed"} and smtp_server.received == []
 
-    accepted = run_cli(["subscribers", "add", "ada@example.com", "--resubscribe"], env)
-    assert accepted.exit_code == 0 and accepted.stdout == "Resubscribed ada@example.com\n"
+    asked = run_cli(["subscribers", "add", "ada@example.com", "--resubscribe"], env)
+    assert asked.exit_code == 0, asked.output
+    assert asked.stdout.startswith("Mailed a confirmation link to ada@example.com")
+    assert statuses(env) == {"ada@example.com": "unsubscribed"}  # not until they confirm
+    target = confirm_path(smtp_server, "ada@example.com")
+    for site in serve(env):
+        assert site.request("POST", target, {}).status == 200
     assert statuses(env) == {"ada@example.com": "active"}
+
+
+def test_resubscribe_refuses_a_bounced_address_and_a_send_failure_is_one_line(env: dict[str, str]) -> None:
+    run_cli(["subscribers", "add", "ada@example.com"], env)
+    run_cli(["subscribers", "add", "bob@example.com"], env)
+    conn = sqlite3.connect(env["DIGEST_DB"])
+    conn.execute("UPDATE subscribers SET status = 'bounced', unsubscribe_reason = 'bounce' WHERE email LIKE 'ada%'")
+    conn.commit()
+    conn.close()
+    bounced = run_cli(["subscribers", "add", "ada@example.com", "--resubscribe"], env)
+    assert bounced.exit_code == 2 and "reactivate" in bounced.stderr
+
+    run_cli(["subscribers", "remove", "bob@example.com"], env)
+    unsent = run_cli(["subscribers", "add", "bob@example.com", "--resubscribe"], env)  # SMTP_PORT=9: nobody there
+    assert unsent.exit_code == 1 and unsent.stderr.startswith("Error: ") and unsent.stderr.count("\n") == 1
+    assert statuses(env) == {"ada@example.com": "bounced", "bob@example.com": "unsubscribed"}
 
 
 def test_remove_keeps_the_record_and_is_idempotent(env: dict[str, str]) -> None:

@@ -113,11 +113,17 @@ def list_bounces(ctx: click.Context, email: str | None) -> None:
 
 @click.command("reactivate")
 @click.argument("email")
-@click.option("--force", is_flag=True, help="Reactivate even after a spam complaint.")
+@click.option("--force", is_flag=True, help="After a spam complaint: mail a confirmation link (with their consent).")
 @click.pass_context
 def reactivate(ctx: click.Context, email: str, force: bool) -> None:
-    """Undo a bounce: make a bounced subscriber active again, score reset."""
-    from digest import store, subscribers
+    """Undo a bounce: make a bounced subscriber active again, score reset.
+
+    Only a bounce is undone directly (the reader never chose it). An address
+    that reported the digest as spam comes back only by confirming: with
+    --force it is mailed a confirmation link. One that unsubscribed needs
+    `digest subscribers add --resubscribe`.
+    """
+    from digest import resubscribe, store, subscribers
 
     address = subscribers.normalise_email(email)
     with _database(ctx) as db:
@@ -127,9 +133,15 @@ def reactivate(ctx: click.Context, email: str, force: bool) -> None:
         if row.status == "active":
             click.echo(f"{address} is already active (nothing changed)")
             return
-        if row.unsubscribe_reason == "complaint" and not force:
-            raise InputError(f"{address} reported the digest as spam", hint="use --force only with their consent")
-        if row.status == "unsubscribed" and row.unsubscribe_reason != "complaint":
-            raise InputError(f"{address} unsubscribed", hint="use `digest subscribers add --resubscribe` with consent")
+        if row.unsubscribe_reason == "complaint":
+            if not force:
+                raise InputError(f"{address} reported the digest as spam", hint="use --force only with their consent")
+            resubscribe.by_owner(ctx.obj.settings, db, row, after_complaint=True)
+            click.echo(f"Mailed a confirmation link to {address}: subscribed again once they press its button")
+            return
+        if row.status != "bounced":
+            raise InputError(
+                f"{address} is {row.status}", hint="`digest subscribers add --resubscribe` mails them a confirmation"
+            )
         store.reactivate(db, row.id)
     click.echo(f"Reactivated {address}")

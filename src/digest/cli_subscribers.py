@@ -49,21 +49,45 @@ def subscribers_group() -> None:
 @subscribers_group.command("add")
 @click.argument("email")
 @click.option("--name", help="The subscriber's name, for the To header.")
-@click.option("--resubscribe", is_flag=True, help="Reactivate an address that unsubscribed or bounced (with consent).")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="For an address that unsubscribed: mail it a confirmation link (double opt-in; with their consent).",
+)
 @click.pass_context
 def add(ctx: click.Context, email: str, name: str | None, resubscribe: bool) -> None:
-    """Add a subscriber (validated and normalised, no DNS lookup)."""
+    """Add a subscriber (validated and normalised, no DNS lookup).
+
+    An address that unsubscribed comes back only by confirming: --resubscribe
+    mails it a confirmation link, and it is active once its owner presses the
+    button behind that link (the web app must be reachable at DIGEST_PUBLIC_URL).
+    """
+    from digest import resubscribe as resubscription
     from digest import store
 
     with _database(ctx) as db:
         allow = ctx.obj.settings.allow_test_domains
-        result = store.add_subscriber(db, email, name, resubscribe=resubscribe, allow_test_domains=allow)
-    messages = {
-        "added": "Added",
-        "already-active": "Already subscribed (nothing changed):",
-        "resubscribed": "Resubscribed",
-    }
-    click.echo(f"{messages[result.outcome]} {result.subscriber.email}")
+        result = store.add_subscriber(db, email, name, allow_test_domains=allow)
+        address, status = result.subscriber.email, result.subscriber.status
+        if result.outcome == "not-active":
+            if not resubscribe:
+                raise InputError(f"{address} is {status}", hint=_NOT_ACTIVE_HINTS.get(status))
+            resubscription.by_owner(ctx.obj.settings, db, result.subscriber)
+            click.echo(
+                f"Mailed a confirmation link to {address}: subscribed again once they press its button "
+                f"(until then {status})"
+            )
+            return
+    messages = {"added": "Added", "already-active": "Already subscribed (nothing changed):"}
+    click.echo(f"{messages[result.outcome]} {address}")
+
+
+_NOT_ACTIVE_HINTS = {
+    "unsubscribed": "they chose to leave; pass --resubscribe only with their renewed consent: it mails them a "
+    "confirmation link",
+    "bounced": "mail to it bounced; `digest subscribers reactivate` undoes a bounce",
+    "pending": "it signed up and has not confirmed yet; --resubscribe mails it a new confirmation link",
+}
 
 
 @subscribers_group.command("remove", short_help="Unsubscribe an address (or --purge it).")

@@ -9,9 +9,10 @@ behind the link of a new confirmation mail (the double opt-in of
   the request keeps to the sign-up's limits: one confirmation per address per
   DIGEST_CONFIRM_INTERVAL (cleared when an address confirms, so a mistaken
   click can be undone at once) and DIGEST_SIGNUP_MAILS_PER_HOUR overall;
-* the owner, with ``digest subscribers add --resubscribe`` (any unsubscribed
-  address but one that reported the digest as spam), on their word that the
-  reader asked to come back.
+* the owner, on their word that the reader asked to come back: ``digest
+  subscribers add --resubscribe`` (an unsubscribed address, but not one that
+  reported the digest as spam) and ``digest subscribers reactivate --force``
+  (one that did).
 
 Why a mail even though the page's link came from the reader's own mailbox:
 that link never expires and travels with every forwarded digest, so it shows
@@ -34,7 +35,7 @@ from sqlite_utils import Database
 
 from digest import signup, signup_mail
 from digest.config import Settings
-from digest.errors import InputError
+from digest.errors import ConfigError, ConnectFailure, InputError, SendError
 from digest.models import Subscriber
 from digest.signup import MailSender
 from digest.store import signups as store
@@ -75,37 +76,34 @@ def by_owner(
     db: Database,
     subscriber: Subscriber,
     *,
+    after_complaint: bool = False,
     now: datetime | None = None,
     send: MailSender = signup_mail.send,
 ) -> None:
-    """``digest subscribers add --resubscribe``: mail ``subscriber`` a confirmation (InputError if it may not)."""
-    now = now or datetime.now(UTC).replace(microsecond=0)
+    """The owner asks for ``subscriber`` to come back: mail a confirmation link now (InputError if it may not).
+
+    For ``digest subscribers add --resubscribe`` (an unsubscribed or pending
+    address) and ``digest subscribers reactivate --force`` (one that reported
+    the digest as spam: ``after_complaint``). A bounced address is refused:
+    ``digest subscribers reactivate`` undoes a bounce. The owner's request
+    skips the sign-up's limits. SendError when the mail could not be sent.
+    """
     if subscriber.status == "bounced":
         raise InputError(
             f"{subscriber.email} bounced",
             hint="`digest subscribers reactivate` undoes a bounce once the address works again",
         )
-    if subscriber.unsubscribe_reason == "complaint":
+    if subscriber.unsubscribe_reason == "complaint" and not after_complaint:
         raise InputError(
             f"{subscriber.email} reported the digest as spam",
-            hint="`digest subscribers reactivate --force` mails them a confirmation if they asked to come back",
+            hint="`digest subscribers reactivate --force` mails them a confirmation, only if they asked to come back",
         )
-    if subscriber.status != "unsubscribed":
-        raise InputError(f"{subscriber.email} is {subscriber.status}, not unsubscribed")
-    send_confirmation(settings, db, subscriber, now=now, send=send)
-
-
-def send_confirmation(
-    settings: Settings,
-    db: Database,
-    subscriber: Subscriber,
-    *,
-    now: datetime | None = None,
-    send: MailSender = signup_mail.send,
-) -> None:
-    """Mail ``subscriber`` a confirmation link now, whatever the limits (the owner asked for it).
-
-    SendError or ConnectFailure when the mail could not be sent (no live link is left then).
-    """
-    now = now or datetime.now(UTC).replace(microsecond=0)
-    signup.mail_confirmation(settings, db, subscriber, now, send, raise_errors=True)
+    if subscriber.status not in ("unsubscribed", "pending"):
+        raise InputError(f"{subscriber.email} is {subscriber.status} (nothing changed)")
+    if not settings.public_url:
+        raise ConfigError("DIGEST_PUBLIC_URL: not set", hint="the confirmation link points to the web app")
+    moment = now or datetime.now(UTC).replace(microsecond=0)
+    try:
+        signup.mail_confirmation(settings, db, subscriber, moment, send, raise_errors=True)
+    except ConnectFailure as exc:
+        raise SendError(f"the confirmation to {subscriber.email} could not be sent: {exc}") from None

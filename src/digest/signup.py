@@ -151,10 +151,10 @@ def mail_confirmation(
     try:
         send(settings, message)
     except (SendError, ConnectFailure) as exc:
-        log.error("sign-up: the confirmation mail could not be sent: %s", exc)
         store.cancel_confirmation(db, subscriber.id)
         if raise_errors:
             raise
+        log.error("sign-up: the confirmation mail could not be sent: %s", exc)
         return False
     log.info("sign-up: confirmation mailed (subscriber %d)", subscriber.id)
     return True

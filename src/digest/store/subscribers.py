@@ -21,7 +21,7 @@ from digest.subscribers import clean_name, new_token, normalise_email
 @dataclass(frozen=True)
 class AddResult:
     subscriber: Subscriber
-    outcome: str  # added | already-active | resubscribed
+    outcome: str  # added | already-active | not-active (unsubscribed, bounced or pending: left unchanged)
 
 
 _SUBSCRIBER_COLUMNS = ", ".join(field.name for field in fields(Subscriber))
@@ -55,10 +55,14 @@ def add_subscriber(
     address: str,
     name: str | None = None,
     *,
-    resubscribe: bool = False,
     source: str = "cli",
     allow_test_domains: bool = False,
 ) -> AddResult:
+    """Add ``address`` as active; an address already known is never changed here.
+
+    Only a confirmation brings back an address that is not active
+    (digest.resubscribe): the outcome ``not-active`` says so.
+    """
     email = normalise_email(address, allow_test_domains=allow_test_domains)
     name = clean_name(name)
     now = to_text(utcnow())
@@ -75,18 +79,7 @@ def add_subscriber(
             return AddResult(added, "added")
         if existing.status == "active":
             return AddResult(existing, "already-active")
-        if not resubscribe:
-            raise InputError(
-                f"{email} is {existing.status}",
-                hint="they chose to leave or bounced; pass --resubscribe only with their renewed consent",
-            )
-        db.execute(
-            "UPDATE subscribers SET status = 'active', name = COALESCE(?, name), updated = ? WHERE id = ?",
-            [name, now, existing.id],
-        )
-        again = get_by_email(db, email)
-        assert again is not None
-        return AddResult(again, "resubscribed")
+        return AddResult(existing, "not-active")
 
 
 @guarded
