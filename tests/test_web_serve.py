@@ -76,8 +76,10 @@ def test_serve_runs_until_sigterm(env: dict[str, str]) -> None:
             return ready.startswith("Serving ")
 
         wait_until(serving, "the 'Serving ...' line")
-        assert ready.startswith("Serving one-click unsubscribe on http://127.0.0.1:"), ready
-        port = int(ready.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert ready.startswith("Serving the web app on http://127.0.0.1:"), ready
+        for served in ("sign-up and confirm (/subscribe)", "the archive (/archive)", "one-click unsubscribe"):
+            assert served in ready, ready
+        port = int(ready.split("http://127.0.0.1:", 1)[1].split(":", 1)[0])
 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=20) as response:
             assert response.read() == b"ok\n"

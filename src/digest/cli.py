@@ -485,11 +485,12 @@ subscribers_group.add_command(reactivate)
 @cli.command(short_help="Serve the web app alone.")
 @pass_app
 def serve(app: App) -> None:
-    """Serve the web app (unsubscribe, archive, sign-up) alone, until Ctrl-C or SIGTERM.
+    """Serve the web app (sign-up, confirm, archive, subscriber's page, unsubscribe) alone, until Ctrl-C or SIGTERM.
 
     For owners who send from cron; `digest run` serves it beside the scheduler.
     Needs DIGEST_HTTP_LISTEN and DIGEST_SECRET.
     """
+    from digest.web import served_pages
     from digest.web.server import WebServer, serve_until_signalled
 
     settings = app.settings
@@ -497,7 +498,7 @@ def serve(app: App) -> None:
     server = WebServer(settings)
 
     def ready(host: str, port: int) -> None:
-        click.echo(f"Serving one-click unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C to stop)", err=True)
+        click.echo(f"Serving the web app on http://{host}:{port}: {served_pages(settings)} (Ctrl-C to stop)", err=True)
 
     signal_name = serve_until_signalled(server, ready)
     click.echo(f"Stopped ({signal_name or 'done'}).", err=True)

@@ -26,6 +26,6 @@ TLS and HTTP/2 belong to the reverse proxy in front (DIGEST_HTTP_LISTEN should b
 a loopback address).
 """
 
-from digest.web.app import MAX_BODY_BYTES, create_app
+from digest.web.app import MAX_BODY_BYTES, create_app, served_pages
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app", "served_pages"]

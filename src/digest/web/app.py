@@ -63,6 +63,14 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
     return app
 
 
+def served_pages(settings: Settings) -> str:
+    """What the app answers with ``settings``, in words, for ``digest serve``'s first line."""
+    parts = ["sign-up and confirm (/subscribe)"] if settings.signup else []
+    parts += ["the archive (/archive)"] if settings.archive else []
+    parts += ["the subscriber's page (/subscriber)", "one-click unsubscribe (/unsubscribe)", "/healthz"]
+    return ", ".join(parts)
+
+
 def _register(app: flask.Flask) -> None:
     from digest.web import archive, health, signup, subscriber, unsubscribe
 
