@@ -21,6 +21,7 @@ EXPECTED = {
     "send.py": "international: ratio digest/plain:",
     "startup.py": "`digest status`",
     "status.py": "ratio status/baseline:",
+    "web.py": "web: no resets, no 5xx, no lost unsubscribes",
 }
 
 
