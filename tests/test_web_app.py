@@ -143,8 +143,8 @@ def test_an_unsubscribe_that_waits_for_a_short_transaction_is_written_at_once(en
         answers: list[bytes] = []
         request = threading.Thread(target=lambda: answers.append(post(server.port, target)))
         request.start()
-        request.join(0.3)
-        writer.execute("COMMIT")  # well within the busy timeout
+        request.join(0.1)
+        writer.execute("COMMIT")  # well within the one-click's wait (web.unsubscribe.ONE_CLICK_WAIT_MS)
         request.join(20)
     writer.close()
     assert status_line(answers[0]) == b"HTTP/1.1 200 OK"

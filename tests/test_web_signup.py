@@ -8,6 +8,7 @@ where a test is about it: no test sleeps.
 from __future__ import annotations
 
 import http.client
+import logging
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 import pytest
 
-from digest import pipeline, tokens
+from digest import pipeline, store, tokens
 from digest.mailer import DeliveryOptions
 from digest.web.server import WebServer
 from helpers import SmtpServer, add_subscribers, run_cli, settings_from, subscriber_rows
@@ -222,3 +223,22 @@ def test_confirm_link_in_the_mail_decodes_to_the_token(site: Site, smtp_server: 
     site.subscribe("reader@example.org")
     target = confirm_path(smtp_server, "reader@example.org")
     assert unquote(target).count(".") == 3  # subscriber token, nonce, expiry, signature
+
+
+def test_a_sign_up_that_meets_a_long_import_gets_try_later_not_an_error(
+    site: Site, site_env: dict[str, str], smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.open_db(Path(site_env["DIGEST_DB"])).close()  # the database exists (not run_cli: it resets logging)
+    token = site.form_token()
+    importer = sqlite3.connect(site_env["DIGEST_DB"], isolation_level=None)
+    importer.execute("BEGIN IMMEDIATE")  # a big import holds the write lock past the web app's busy timeout
+    try:
+        with caplog.at_level(logging.WARNING, logger="digest.web"):
+            answer = site.request("POST", "/subscribe", {"email": "late@example.org", "form_token": token})
+    finally:
+        importer.execute("COMMIT")
+        importer.close()
+    assert answer.status == 503 and answer.headers["retry-after"] == "60" and "Try again later" in answer.body
+    assert "database unavailable" in caplog.text and "Traceback" not in caplog.text
+    assert smtp_server.received == []
+    assert "Check your inbox" in site.subscribe("late@example.org").body  # once the import is over

@@ -28,7 +28,7 @@ from digest.store.bounces import (
     list_bounces,
     reactivate,
 )
-from digest.store.connection import open_db, opened, sqlite_hint, transaction, write_transaction
+from digest.store.connection import busy_timeout, open_db, opened, sqlite_hint, transaction, write_transaction
 from digest.store.deliveries import (
     RETRY_SPACING,
     count_undelivered,
@@ -82,6 +82,7 @@ __all__ = [
     "archived_count",
     "archived_digest",
     "archived_digests",
+    "busy_timeout",
     "column_widths",
     "count_subscribers",
     "count_undelivered",

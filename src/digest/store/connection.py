@@ -127,6 +127,21 @@ def write_transaction(db: Database) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def busy_timeout(db: Database, milliseconds: int) -> Iterator[None]:
+    """Inside the block, statements on ``db`` wait at most ``milliseconds`` for another writer."""
+    try:
+        before = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+        db.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+    except sqlite3.Error as exc:
+        raise DatabaseError(str(exc)) from exc
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute(f"PRAGMA busy_timeout = {before}")
+
+
+@contextlib.contextmanager
 def opened(path: Path, *, snapshot: bool = False) -> Iterator[Database]:
     """The database at ``path`` (with ``snapshot``, for a dry run: nothing committed) for one command, closed after."""
     from digest.store.dryrun import open_snapshot  # dryrun.py builds on this module

@@ -9,7 +9,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from digest.config import Settings, load_settings
-from digest.errors import ConfigError
+from digest.errors import ConfigError, StoreError
 from digest.web import pages, security
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
     app.after_request(security.add_headers)
     app.after_request(_log_request)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StoreError, _store_unavailable)
     app.register_error_handler(Exception, _server_error)
     prefix = urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else ""
     app.wsgi_app = security.behind_proxies(  # type: ignore[method-assign,assignment]
@@ -91,6 +92,15 @@ def _http_error(error: HTTPException) -> flask.Response:
     response = pages.message(code, title, text)
     if code == 405 and error.get_response().headers.get("Allow"):
         response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response
+
+
+def _store_unavailable(error: StoreError) -> flask.Response:
+    # A database locked past the busy timeout (a big import), full or unreadable:
+    # the reader may try again; no traceback, the cause is the store's one line.
+    log.warning("web: %s %s: database unavailable: %s", flask.request.method, flask.request.path, error)
+    response = pages.message(503, "Try again later", "The service is busy. Please try again in a minute.")
+    response.headers["Retry-After"] = "60"
     return response
 
 

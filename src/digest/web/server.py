@@ -46,6 +46,26 @@ CONNECTION_LIMIT = 256  # open connections; the rest wait in the backlog
 THREADS = 8  # requests are short SQLite reads and one-row writes; a few threads keep up with loopback floods
 
 
+class _OncePerMinute(logging.Filter):
+    """Lets one record through a minute: waitress warns "Task queue depth is N" for
+    every request that waits for a thread, a log line per request under a flood
+    (bench/web.py: 1,999 lines for 2,000 requests); one a minute says as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = -60.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last < 60.0:
+            return False
+        self.last = now
+        return True
+
+
+_QUEUE_WARNINGS = _OncePerMinute()
+
+
 class _Channel(HTTPChannel):  # type: ignore[misc]
     request_started = 0.0
 
@@ -84,6 +104,9 @@ class WebServer:
     ) -> None:
         address = listen or settings.http_listen
         self.app = app or create_app(settings)  # ConfigError without DIGEST_SECRET
+        queue_log = logging.getLogger("waitress.queue")
+        if _QUEUE_WARNINGS not in queue_log.filters:
+            queue_log.addFilter(_QUEUE_WARNINGS)
         if address is None:
             raise ConfigError("DIGEST_HTTP_LISTEN: not set", hint="e.g. DIGEST_HTTP_LISTEN=127.0.0.1:8080")
         self.address = address
