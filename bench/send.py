@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from digest import pipeline, store  # noqa: E402
+from digest import feedcheck, pipeline, planning, store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
 
@@ -145,12 +145,12 @@ def baseline_message(db: Path, port: int) -> bytes:
     """One personalised message of the digest waiting in ``db`` (made here, sent later by ``pipeline.send``)."""
     settings = load_settings(None, environment(db, port, 1))
     conn = store.open_db(db)
-    pipeline.check_feeds(conn, settings)
-    plan = pipeline.create_next_digest(conn, settings)
+    feedcheck.check_feeds(conn, settings)
+    plan = planning.create_next_digest(conn, settings)
     conn.close()
     assert plan is not None
     recipient = Subscriber(0, "reader1@example.com", "Reader 1", "active", secrets.token_urlsafe(24))
-    return pipeline.prepared_for(plan, settings).personalise(recipient, datetime.now(UTC)).data
+    return planning.prepared_for(plan, settings).personalise(recipient, datetime.now(UTC)).data
 
 
 def baseline(message: bytes, port: int, count: int) -> tuple[float, float]:

@@ -154,7 +154,8 @@ def test_imap_login_failure_is_one_line_without_the_password(env: dict[str, str]
 
 def test_the_daemon_polls_the_mailbox_when_imap_is_configured(env: dict[str, str], dovecot: int) -> None:
     from digest import store
-    from digest.daemon import Daemon, build_scheduler
+    from digest.daemon import build_scheduler
+    from digest.daemon_jobs import Daemon
     from helpers import settings_from
 
     environ = {**env, "DIGEST_BOUNCE_IMAP_HOST": "127.0.0.1", "DIGEST_BOUNCE_IMAP_PORT": str(dovecot),

@@ -50,7 +50,7 @@ LITERAL_DEFAULTS = [key for key in all_keys() if key.default is not None]
 
 @pytest.mark.parametrize("key", LITERAL_DEFAULTS, ids=lambda key: key.name)
 def test_a_documented_default_is_what_an_unset_key_gives(key: object, env: dict[str, str]) -> None:
-    from digest.config_docs import Key
+    from digest.config_docs.key import Key
 
     assert isinstance(key, Key) and key.default is not None
     base = {name: value for name, value in env.items() if name != key.name}

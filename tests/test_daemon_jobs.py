@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from digest import store
-from digest.daemon import Daemon, build_scheduler, send_trigger
+from digest.daemon import build_scheduler
+from digest.daemon_jobs import Daemon, send_trigger
 from digest.daemon_watch import LAST_SEND_OUTCOME, LAST_SEND_RUN
 from digest.lock import sender_lock
-from digest.mailer import SmtpTransport
 from digest.schedule import next_fire_time
+from digest.smtp import SmtpTransport
 from helpers import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli, settings_from
 
 SUBSCRIBERS = ["ada@example.com", "grace@example.net", "linus@example.org"]

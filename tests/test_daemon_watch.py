@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from digest import daemon_watch, pipeline, store
-from digest.daemon import Daemon
+from digest.daemon_jobs import Daemon
 from digest.lock import sender_lock
 from helpers import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, running_smtp, settings_from
 

@@ -10,7 +10,7 @@ import jinja2
 import premailer
 import pytest
 
-from digest import pipeline, store
+from digest import feedcheck, pipeline, planning, store
 from digest.mailer import DeliveryOptions
 from digest.pipeline import SendReport
 from digest.progress import SendProgress
@@ -35,8 +35,8 @@ def test_resuming_sends_only_to_subscribers_without_a_sent_row(
     db = store.open_db(settings.db_path)
     try:
         # A run that died after three accepted messages: digest made, rows for three.
-        pipeline.check_feeds(db, settings)
-        plan = pipeline.create_next_digest(db, settings)
+        feedcheck.check_feeds(db, settings)
+        plan = planning.create_next_digest(db, settings)
         assert plan is not None
         store.set_digest_status(db, plan.id, "sending")
         for address in addresses[:3]:
@@ -99,8 +99,8 @@ def test_unsubscribed_mid_send_is_skipped_from_the_next_batch_on(env: dict[str, 
     add_subscribers(env, *addresses)
     db = store.open_db(Path(env["DIGEST_DB"]))
     try:
-        pipeline.check_feeds(db, settings_from(env))
-        plan = pipeline.create_next_digest(db, settings_from(env))
+        feedcheck.check_feeds(db, settings_from(env))
+        plan = planning.create_next_digest(db, settings_from(env))
         assert plan is not None
         streamed = []
         for subscriber in store.undelivered_subscribers(db, plan.id, batch=2):

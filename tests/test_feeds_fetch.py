@@ -1,7 +1,7 @@
 """Fetching feeds from a real HTTP server on 127.0.0.1 (helpers.FeedHost).
 
 Conditional GET, redirects, gone and failing feeds, timeouts, size caps and
-gzip, each through ``pipeline.check_feeds`` on a real SQLite file.
+gzip, each through ``feedcheck.check_feeds`` on a real SQLite file.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from digest import __version__, pipeline, store
+from digest import __version__, feedcheck, store
 from digest.errors import FetchError
 from digest.fetch import HttpFetcher
 from helpers import FIXTURES, FeedHost, FeedResource, free_port, settings_from
@@ -27,10 +27,10 @@ def db(tmp_path: Path) -> Database:
     return store.open_db(tmp_path / "state.db")
 
 
-def check(db: Database, tmp_path: Path, *urls: str, **extra: str) -> list[pipeline.FeedReport]:
+def check(db: Database, tmp_path: Path, *urls: str, **extra: str) -> list[feedcheck.FeedReport]:
     settings = settings_from({"DIGEST_FEED_URL": " ".join(urls), "DIGEST_DB": str(tmp_path / "state.db"),
                               "DIGEST_FIRST_RUN": "all", **extra})  # fmt: skip
-    return pipeline.check_feeds(db, settings)
+    return feedcheck.check_feeds(db, settings)
 
 
 def snapshot(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -151,7 +151,7 @@ def test_gone_feed_is_marked_and_no_longer_fetched(feed_host: FeedHost, db: Data
 
     feed_host.resources["/feed"] = FeedResource(WORDPRESS)
     settings = settings_from({"DIGEST_FEED_URL": url, "DIGEST_DB": str(tmp_path / "state.db")})
-    (revived,) = pipeline.check_feeds(db, settings, retry_gone=True)
+    (revived,) = feedcheck.check_feeds(db, settings, retry_gone=True)
     assert revived.status == "not-modified" and revived.new == []  # the body it had before it went
     assert next(db.query("SELECT status, last_status FROM feeds")) == {"status": "active", "last_status": "200"}
 
@@ -221,7 +221,7 @@ def test_local_files_and_file_urls(tmp_path: Path, db: Database) -> None:
     path = FIXTURES / "feeds" / "podcast.xml"
 
     (by_path,) = check(db, tmp_path, str(path))
-    (by_url,) = pipeline.check_feeds(
+    (by_url,) = feedcheck.check_feeds(
         db, settings_from({"DIGEST_FEED_URL": path.as_uri(), "DIGEST_DB": str(tmp_path / "state.db")})
     )
 

@@ -141,14 +141,14 @@ def test_feed_text_that_looks_like_a_placeholder_reaches_every_reader_unchanged(
 def test_a_resumed_digest_fills_in_the_placeholders_it_was_rendered_with(
     hostile_env: dict[str, str], smtp_server: SmtpServer
 ) -> None:
-    from digest import pipeline, store
+    from digest import feedcheck, planning, store
 
     assert run_cli(["subscribers", "add", "ada@example.com"], hostile_env).exit_code == 0
     settings = settings_from(hostile_env)
     db = store.open_db(settings.db_path)
     try:
-        pipeline.check_feeds(db, settings, None)
-        plan = pipeline.create_next_digest(db, settings)
+        feedcheck.check_feeds(db, settings, None)
+        plan = planning.create_next_digest(db, settings)
     finally:
         db.close()
     assert plan is not None and re.fullmatch(r"[0-9a-f]{24}", plan.placeholder_nonce)
@@ -351,7 +351,7 @@ def test_a_username_without_auth_on_offer_says_so(smtp_env: dict[str, str]) -> N
 
 
 def test_no_starttls_on_a_local_relay_port_suggests_smtp_security_none(smtp_env: dict[str, str]) -> None:
-    from digest.mailer import starttls_hint
+    from digest.smtp import starttls_hint
 
     assert run_cli(["subscribers", "add", "ada@example.com"], smtp_env).exit_code == 0
     result = run_cli(["send"], {**smtp_env, "SMTP_SECURITY": "starttls"})

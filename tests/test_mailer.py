@@ -21,7 +21,8 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest import pipeline, store
-from digest.mailer import DeliveryOptions, SmtpTransport
+from digest.mailer import DeliveryOptions
+from digest.smtp import SmtpTransport
 from digest.store import get_by_email
 from helpers import RecordingHandler, SmtpServer, add_subscribers, run_cli, settings_from, start_smtp
 

@@ -32,9 +32,12 @@ def test_the_check_sees_sql_where_it_is() -> None:
     assert any(_SQL.search(path.read_text(encoding="utf-8")) for path in _sources(STORE))
 
 
-def test_every_store_module_is_at_most_400_lines() -> None:
-    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in _sources(STORE)}
-    assert len(sizes) > 1
+def test_every_module_is_at_most_400_lines() -> None:
+    # Every module of the package, the store's, the config's and the web app's included.
+    sizes = {
+        str(path.relative_to(PACKAGE)): len(path.read_text(encoding="utf-8").splitlines()) for path in _sources(PACKAGE)
+    }
+    assert {"cli.py", "pipeline.py", "store/entries.py", "web/app.py"} <= set(sizes)
     assert {name: n for name, n in sizes.items() if n > 400} == {}
 
 

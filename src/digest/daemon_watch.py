@@ -23,7 +23,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExe
 from apscheduler.schedulers.base import BaseScheduler
 from sqlite_utils import Database
 
-from digest import pipeline, store
+from digest import feedcheck, pipeline, store
 from digest.config import Settings
 
 log = logging.getLogger("digest.daemon")
@@ -100,7 +100,7 @@ def status_lines(db: Database, running: bool, now: datetime) -> list[str]:
     return [f"Daemon last seen: {since} ({schedule}); the schedule does nothing until `digest run` runs again"]
 
 
-def log_check(reports: Iterable[pipeline.FeedReport]) -> None:
+def log_check(reports: Iterable[feedcheck.FeedReport]) -> None:
     reports = list(reports)
     new = sum(len(r.new) for r in reports)
     unchanged = sum(1 for r in reports if r.status == "not-modified")

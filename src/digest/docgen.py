@@ -16,7 +16,8 @@ import textwrap
 
 import click
 
-from digest.config_docs import GROUPS, Key
+from digest.config_docs import GROUPS
+from digest.config_docs.key import Key
 
 _LINK = re.compile(r"\[([^\]]+)\]\(#[^)]+\)")
 _ENV_WIDTH = 78

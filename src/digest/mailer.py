@@ -1,8 +1,8 @@
 """Deliver prepared messages over SMTP: pooled connections, retries, rate limit.
 
-``SmtpTransport`` is one connection (plain, STARTTLS or implicit TLS, optional
-AUTH), opened lazily and kept for the next message. ``deliver`` runs
-SMTP_CONNECTIONS of them in worker threads; each takes its next recipient
+A transport is one connection (smtp.py's ``SmtpTransport``: plain, STARTTLS
+or implicit TLS, optional AUTH, opened lazily and kept for the next
+message). ``deliver`` runs SMTP_CONNECTIONS of them in worker threads; each takes its next recipient
 (streamed from SQLite) and records each outcome through ``on_result`` under
 one lock, so the database is only ever used by one thread at a time.
 
@@ -30,11 +30,9 @@ Replies are classified:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import smtplib
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -43,8 +41,9 @@ from datetime import UTC, datetime
 
 from digest.config import Settings
 from digest.errors import ConnectFailure, SendError
-from digest.message import OutgoingMessage, PreparedMessage
+from digest.message import PreparedMessage
 from digest.models import Subscriber
+from digest.smtp import SmtpTransport, describe, reply_text, sender_refused_hint
 
 log = logging.getLogger(__name__)
 
@@ -59,150 +58,18 @@ class DeliveryResult:
     refused: bool = False  # a 5xx that names the address itself (the subscriber bounces)
 
 
-class SmtpTransport:
-    """One SMTP connection, opened lazily and reopened after a drop or a 421."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._smtp: smtplib.SMTP | None = None
-
-    @property
-    def where(self) -> str:
-        return f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}"
-
-    def _context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if not self.settings.smtp_verify_cert:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-    def connect(self) -> None:
-        """Open, secure and authenticate. SendError for problems a retry cannot fix,
-        ConnectFailure for those it might (refused, timed out, dropped, 421)."""
-        s = self.settings
-        try:
-            smtp = self._open()
-        except SendError:
-            raise
-        except smtplib.SMTPAuthenticationError as exc:
-            raise SendError(
-                f"{self.where}: authentication failed: {_describe(exc)}",
-                hint="check SMTP_USERNAME and SMTP_PASSWORD",
-            ) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.smtp_username else "check SMTP_SECURITY"
-            raise SendError(f"{self.where}: {exc}", hint=hint) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise SendError(
-                f"{self.where}: TLS certificate not trusted: {exc.verify_message or exc.reason}",
-                hint="the server must present a certificate valid for SMTP_HOST",
-            ) from None
-        except ssl.SSLError as exc:
-            hint = "check SMTP_SECURITY and SMTP_PORT (587 is usually starttls, 465 ssl)"
-            raise SendError(f"{self.where}: TLS failed: {exc.reason or exc}", hint=hint) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise ConnectFailure(f"{self.where}: cannot connect: {_describe(exc)}") from None
-        self._smtp = smtp
-
-    def _open(self) -> smtplib.SMTP:
-        """The session, ready to send; on any failure the socket is closed and the error raised as is."""
-        s = self.settings
-        smtp: smtplib.SMTP | None = None
-        try:
-            if s.smtp_security == "ssl":
-                smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._context())
-            else:
-                smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
-            smtp.ehlo()
-            if s.smtp_security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise SendError(f"{self.where} does not offer STARTTLS", hint=starttls_hint(s.smtp_port))
-                smtp.starttls(context=self._context())
-                smtp.ehlo()
-            if s.smtp_username and not smtp.has_extn("auth"):
-                raise SendError(
-                    f"{self.where} offers no AUTH, but SMTP_USERNAME is set",
-                    hint="many servers offer AUTH only after TLS (SMTP_SECURITY=starttls or ssl); "
-                    "for a relay that needs no login, unset SMTP_USERNAME",
-                )
-            if s.smtp_username:
-                smtp.login(s.smtp_username, s.smtp_password or "")
-        except BaseException:
-            _close_quietly(smtp)
-            raise
-        return smtp
-
-    @property
-    def connected(self) -> bool:
-        return self._smtp is not None
-
-    def send(self, sender: str, message: OutgoingMessage) -> None:
-        if self._smtp is None:
-            self.connect()
-        assert self._smtp is not None
-        options = ["SMTPUTF8"] if not message.recipient.isascii() else []
-        self._smtp.sendmail(message.envelope_from or sender, [message.recipient], message.data, mail_options=options)
-
-    def reset(self) -> None:
-        """Forget the connection (after an error); the next send reconnects."""
-        smtp, self._smtp = self._smtp, None
-        _close_quietly(smtp)
-
-    def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            try:
-                smtp.quit()
-            except (OSError, smtplib.SMTPException):
-                smtp.close()
-
-
-def starttls_hint(port: int) -> str:
-    """What to try when the server offers no STARTTLS on ``port``."""
-    if port in (25, 1025):
-        return "a local relay often has no TLS: set SMTP_SECURITY=none"
-    return "set SMTP_SECURITY=ssl for port 465, or check SMTP_PORT"
-
-
-def sender_refused_hint(code: int, reply: str) -> str:
-    """The hint for a 5xx to MAIL FROM, by what the server asked for."""
-    if code == 530 and "starttls" in reply.lower():
-        return "the server wants TLS first: set SMTP_SECURITY=starttls"
-    if code == 530:
-        return "the server wants AUTH: set SMTP_USERNAME and SMTP_PASSWORD"
-    return "check DIGEST_FROM against what your provider allows"
-
-
-def _close_quietly(smtp: smtplib.SMTP | None) -> None:
-    if smtp is not None:
-        with contextlib.suppress(OSError):
-            smtp.close()
-
-
 def _mailbox_full(code: int, reply: bytes | str) -> bool:
     """A full mailbox (552, or enhanced status 5.2.2/4.2.2) is soft: the reader may empty it.
 
     Retrying at once does not help, so it is deferred to a later run (see
     store.RETRY_SPACING) instead of failing the address for good.
     """
-    text = _reply(reply)
+    text = reply_text(reply)
     if text.startswith(("5.2.2", "4.2.2")):
         return True
     # A bare 552 is "exceeded storage allocation"; with an enhanced status
     # other than 5.2.x (5.3.4: message too big) it is about the message.
     return code == 552 and (text.startswith("5.2.") or not re.match(r"[45]\.\d+\.\d+", text))
-
-
-def _reply(value: bytes | str) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return " ".join(text.split())
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {_reply(exc.smtp_error)}"
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class RateLimiter:
@@ -376,7 +243,7 @@ def _send_one(
             return DeliveryResult(recipient, "sent", attempt, message.message_id)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients.get(recipient.email, next(iter(exc.recipients.values()), (0, b"")))
-            error = f"{code} {_reply(reply)}"
+            error = f"{code} {reply_text(reply)}"
             if code == 421:
                 transport.reset()  # smtplib closed the socket
             elif _mailbox_full(code, reply):
@@ -384,14 +251,14 @@ def _send_one(
             elif 500 <= code < 600:
                 return DeliveryResult(recipient, "failed", attempt, None, error, refused=True)
         except smtplib.SMTPSenderRefused as exc:
-            error = _describe(exc)
+            error = describe(exc)
             if 500 <= exc.smtp_code < 600:
-                hint = sender_refused_hint(exc.smtp_code, _reply(exc.smtp_error))
+                hint = sender_refused_hint(exc.smtp_code, reply_text(exc.smtp_error))
                 raise SendError(f"SMTP server refused the sender {sender}: {error}", hint=hint) from None
             transport.reset()
         except smtplib.SMTPResponseException as exc:
             # A 4xx or 5xx to DATA: smtplib has sent RSET, the session stays usable.
-            error = _describe(exc)
+            error = describe(exc)
             if exc.smtp_code == 421:
                 transport.reset()
             elif _mailbox_full(exc.smtp_code, exc.smtp_error):
@@ -399,7 +266,7 @@ def _send_one(
             elif 500 <= exc.smtp_code < 600:
                 # After DATA a 5xx is usually about the message (spam, size),
                 # not the address: only a mailbox status (5.1.x, 5.2.x) bounces.
-                refused = _reply(exc.smtp_error).startswith(("5.1.", "5.2."))
+                refused = reply_text(exc.smtp_error).startswith(("5.1.", "5.2."))
                 return DeliveryResult(recipient, "failed", attempt, None, error, refused=refused)
         except smtplib.SMTPNotSupportedError:
             # Only SMTPUTF8 gets here: this server cannot take a non-ASCII
@@ -417,7 +284,7 @@ def _send_one(
                 raise  # the server, not this recipient: stop the run
         except (smtplib.SMTPException, OSError) as exc:
             # Dropped connection, timeout, protocol confusion: reconnect and retry.
-            error = f"{transport.where}: {_describe(exc)}"
+            error = f"{transport.where}: {describe(exc)}"
             transport.reset()
             if attempt == attempts:
                 raise ConnectFailure(error) from None

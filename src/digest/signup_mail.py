@@ -98,7 +98,7 @@ def welcome(
 
 def send(settings: Settings, message: OutgoingMessage) -> None:
     """Send one message over a connection of its own (SendError/ConnectFailure on failure)."""
-    from digest.mailer import SmtpTransport
+    from digest.smtp import SmtpTransport
 
     transport = SmtpTransport(settings)
     try:

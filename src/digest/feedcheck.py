@@ -1,0 +1,156 @@
+"""Checking feeds: fetch each configured feed and record its new entries.
+
+The first use case of the pipeline (``digest check``, the daemon's check job,
+and the start of every ``send``). One failing feed is recorded on its row and
+the others still run; a ``FeedReport`` says what each check found.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from digest import store
+from digest.config import Settings
+from digest.errors import FeedError, FetchError
+from digest.feeds import parse_feed
+from digest.fetch import Fetcher, FetchResult, HttpFetcher, body_hash
+from digest.models import Feed, StoredEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeedReport:
+    """What one check of one feed found; ``digest check`` prints it."""
+
+    url: str  # as configured in DIGEST_FEED_URL: the feed's name
+    title: str | None = None
+    new: list[StoredEntry] = field(default_factory=list)  # newest first
+    status: str = "ok"  # ok | not-modified | error | gone
+    error: str | None = None
+    http_status: str | None = None  # what feeds.last_status recorded
+    fetched_from: str | None = None  # set when the feed is fetched from a URL it moved to
+    moved_to: str | None = None  # a permanent redirect found by this check
+    warning: str | None = None  # ill-formed but readable
+    first_run: bool = False
+    skipped: int = 0  # entries the first-run policy recorded as already seen
+    refreshed: int = 0  # pending entries whose content changed
+    elsewhere: int = 0  # new to this feed, already known under another feed: never sent again
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "gone")
+
+
+def check_feeds(
+    db: Database, settings: Settings, fetcher: Fetcher | None = None, *, retry_gone: bool = False
+) -> list[FeedReport]:
+    """Check every configured feed, one after another; a failure never stops the others."""
+    fetcher = fetcher or HttpFetcher(timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes)
+    urls = dict.fromkeys(settings.require_feeds())  # a URL listed twice is checked once
+    return [check_feed(db, settings, url, fetcher, retry_gone=retry_gone) for url in urls]
+
+
+def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, retry_gone: bool = False) -> FeedReport:
+    """Fetch one feed and record its new entries.
+
+    A failure (network, HTTP error, not a feed) is recorded on the feed row
+    (``last_status``, ``last_error``) and leaves its entries untouched. A 304,
+    or a 200 whose body has the sha256 of the last one stored (a server
+    without validators), is not parsed and writes nothing but ``last_checked``
+    (and new validators). A 410 marks the feed ``gone``: it is not fetched
+    again unless ``retry_gone``. A permanent redirect (301/308)
+    makes the new URL the one fetched from now on (``fetch_url``).
+    """
+    row = store.feed_row(db, url)
+    now = store.to_text(store.utcnow())
+    source = row.fetch_url or url
+    report = FeedReport(url=url, title=row.title, http_status=row.last_status, fetched_from=row.fetch_url)
+    if row.status == "gone" and not retry_gone:
+        report.status = "gone"
+        report.error = f"{source}: gone (HTTP 410 by {row.last_checked}); no longer fetched"
+        return report
+    try:
+        result = fetcher(source, etag=row.etag, last_modified=row.last_modified)
+        content_hash = body_hash(result)
+        unchanged = result.not_modified or (content_hash is not None and content_hash == row.content_hash)
+        if not unchanged:
+            parsed = parse_feed(result)
+    except FeedError as exc:
+        status = exc.status if isinstance(exc, FetchError) else "error"
+        gone = isinstance(exc, FetchError) and exc.gone
+        store.update_feed(
+            db,
+            row.id,
+            last_checked=now,
+            last_status=status,
+            last_error=str(exc),
+            **({"status": "gone"} if gone else {}),
+        )
+        # Debug only: callers report failures (the CLI prints them, the daemon logs state changes).
+        log.debug("feed %s: %s", url, exc)
+        report.status, report.error, report.http_status = ("gone" if gone else "error"), str(exc), status
+        return report
+    moved = _moved(row, url, result.permanent_redirect)
+    if moved:
+        report.moved_to = report.fetched_from = moved
+    if unchanged:
+        _record_unchanged(db, row, result, now, moved)
+        report.status = "not-modified"
+        return report
+    if parsed.warning:
+        log.warning("feed %s is ill-formed but readable: %s", url, parsed.warning)
+        report.warning = parsed.warning
+    with store.transaction(db):
+        # Entries and the validators that vouch for them commit together: a
+        # crash between the two must not leave an ETag for unrecorded entries.
+        recorded = store.record_entries(db, row.id, parsed.entries, settings.first_run)
+        store.update_feed(
+            db,
+            row.id,
+            title=parsed.title,
+            site_url=parsed.site_url,
+            subtitle=parsed.subtitle,
+            language=parsed.language,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            content_hash=content_hash,
+            last_checked=now,
+            last_status=str(result.status),
+            last_error=None,
+            status="active",
+            **({"fetch_url": moved} if moved else {}),
+        )
+    if recorded.refreshed:
+        log.info("feed %s: %d pending entries changed and were refreshed", url, recorded.refreshed)
+    report.title, report.http_status = parsed.title, str(result.status)
+    report.first_run, report.skipped, report.refreshed = recorded.first_run, recorded.skipped, recorded.refreshed
+    report.elsewhere = recorded.elsewhere
+    report.new = store.entries_by_id(db, recorded.new_ids)
+    return report
+
+
+def _record_unchanged(db: Database, row: Feed, result: FetchResult, now: str | None, moved: str | None) -> None:
+    """A 304, or a 200 with the bytes last stored: only the check's time (and any new validators) change."""
+    changes: dict[str, Any] = {"last_checked": now}
+    if row.last_error or row.status != "active":
+        changes.update(last_status=str(result.status), last_error=None, status="active")
+    if not result.not_modified and (result.etag, result.last_modified) != (row.etag, row.last_modified):
+        changes.update(etag=result.etag, last_modified=result.last_modified)  # they vouch for the same bytes
+    store.update_feed(db, row.id, **changes, **({"fetch_url": moved} if moved else {}))
+
+
+def _moved(row: Feed, url: str, permanent_redirect: str | None) -> str | None:
+    """The new fetch URL after a permanent redirect, or None when nothing moved."""
+    if not permanent_redirect or permanent_redirect == (row.fetch_url or url):
+        return None
+    log.warning(
+        "feed %s moved permanently to %s: fetching from there from now on; update DIGEST_FEED_URL to match",
+        url,
+        permanent_redirect,
+    )
+    return permanent_redirect

@@ -1,0 +1,151 @@
+"""One SMTP connection: plain, STARTTLS or implicit TLS, optional AUTH.
+
+``SmtpTransport`` opens lazily and is kept for the next message; mailer.py
+runs several of them and classifies what the server replies. Failures to
+connect are a ``SendError`` when a retry cannot help (authentication, TLS,
+no STARTTLS, no AUTH) and a ``ConnectFailure`` when it might.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+
+from digest.config import Settings
+from digest.errors import ConnectFailure, SendError
+from digest.message import OutgoingMessage
+
+
+class SmtpTransport:
+    """One SMTP connection, opened lazily and reopened after a drop or a 421."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        return f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.settings.smtp_verify_cert:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def connect(self) -> None:
+        """Open, secure and authenticate. SendError for problems a retry cannot fix,
+        ConnectFailure for those it might (refused, timed out, dropped, 421)."""
+        s = self.settings
+        try:
+            smtp = self._open()
+        except SendError:
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SendError(
+                f"{self.where}: authentication failed: {describe(exc)}",
+                hint="check SMTP_USERNAME and SMTP_PASSWORD",
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.smtp_username else "check SMTP_SECURITY"
+            raise SendError(f"{self.where}: {exc}", hint=hint) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise SendError(
+                f"{self.where}: TLS certificate not trusted: {exc.verify_message or exc.reason}",
+                hint="the server must present a certificate valid for SMTP_HOST",
+            ) from None
+        except ssl.SSLError as exc:
+            hint = "check SMTP_SECURITY and SMTP_PORT (587 is usually starttls, 465 ssl)"
+            raise SendError(f"{self.where}: TLS failed: {exc.reason or exc}", hint=hint) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectFailure(f"{self.where}: cannot connect: {describe(exc)}") from None
+        self._smtp = smtp
+
+    def _open(self) -> smtplib.SMTP:
+        """The session, ready to send; on any failure the socket is closed and the error raised as is."""
+        s = self.settings
+        smtp: smtplib.SMTP | None = None
+        try:
+            if s.smtp_security == "ssl":
+                smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._context())
+            else:
+                smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            smtp.ehlo()
+            if s.smtp_security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise SendError(f"{self.where} does not offer STARTTLS", hint=starttls_hint(s.smtp_port))
+                smtp.starttls(context=self._context())
+                smtp.ehlo()
+            if s.smtp_username and not smtp.has_extn("auth"):
+                raise SendError(
+                    f"{self.where} offers no AUTH, but SMTP_USERNAME is set",
+                    hint="many servers offer AUTH only after TLS (SMTP_SECURITY=starttls or ssl); "
+                    "for a relay that needs no login, unset SMTP_USERNAME",
+                )
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password or "")
+        except BaseException:
+            _close_quietly(smtp)
+            raise
+        return smtp
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None
+
+    def send(self, sender: str, message: OutgoingMessage) -> None:
+        if self._smtp is None:
+            self.connect()
+        assert self._smtp is not None
+        options = ["SMTPUTF8"] if not message.recipient.isascii() else []
+        self._smtp.sendmail(message.envelope_from or sender, [message.recipient], message.data, mail_options=options)
+
+    def reset(self) -> None:
+        """Forget the connection (after an error); the next send reconnects."""
+        smtp, self._smtp = self._smtp, None
+        _close_quietly(smtp)
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+
+
+def starttls_hint(port: int) -> str:
+    """What to try when the server offers no STARTTLS on ``port``."""
+    if port in (25, 1025):
+        return "a local relay often has no TLS: set SMTP_SECURITY=none"
+    return "set SMTP_SECURITY=ssl for port 465, or check SMTP_PORT"
+
+
+def sender_refused_hint(code: int, reply: str) -> str:
+    """The hint for a 5xx to MAIL FROM, by what the server asked for."""
+    if code == 530 and "starttls" in reply.lower():
+        return "the server wants TLS first: set SMTP_SECURITY=starttls"
+    if code == 530:
+        return "the server wants AUTH: set SMTP_USERNAME and SMTP_PASSWORD"
+    return "check DIGEST_FROM against what your provider allows"
+
+
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError):
+            smtp.close()
+
+
+def reply_text(value: bytes | str) -> str:
+    """A server reply on one line."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return " ".join(text.split())
+
+
+def describe(exc: BaseException) -> str:
+    """An SMTP error (its code and reply) or any other exception, on one line."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {reply_text(exc.smtp_error)}"
+    return " ".join(str(exc).split()) or type(exc).__name__
