@@ -29,7 +29,7 @@ from pathlib import Path
 
 from email_validator import validate_email
 
-from digest import csvimport, store, subscribers
+from digest import csvimport, csvread, store, subscribers
 from digest.errors import InputError
 
 
@@ -64,8 +64,8 @@ def main() -> None:
         make_csv(source, args.rows)
 
         def floor() -> str:
-            _, _, parsed = csvimport.read_csv(source)
-            good = sum(1 for item in parsed if isinstance(item, csvimport.CsvRow))
+            _, _, parsed = csvread.read_csv(source)
+            good = sum(1 for item in parsed if isinstance(item, csvread.CsvRow))
             return f"{good} valid rows parsed"
 
         addresses = [f"Reader.{n:06d}@Example{n % 97}.com" for n in range(args.rows)]

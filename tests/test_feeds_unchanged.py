@@ -1,6 +1,6 @@
 """A feed served without validators (or by a server that ignores them): the body's sha256 stands in for a 304.
 
-Through ``pipeline.check_feeds`` against the real HTTP server in helpers.FeedHost
+Through ``feedcheck.check_feeds`` against the real HTTP server in helpers.FeedHost
 and a real SQLite file. That the second check did not parse is seen in the
 database: a title changed locally after the first check survives it (parsing
 and storing would have written the feed's title back).
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from digest import pipeline, store
+from digest import feedcheck, store
 from helpers import FIXTURES, FeedHost, FeedResource, settings_from
 
 HUGO = (FIXTURES / "feeds" / "hugo-rss.xml").read_bytes()
@@ -27,10 +27,10 @@ def db(tmp_path: Path) -> Database:
     return store.open_db(tmp_path / "state.db")
 
 
-def check(db: Database, tmp_path: Path, url: str) -> pipeline.FeedReport:
+def check(db: Database, tmp_path: Path, url: str) -> feedcheck.FeedReport:
     settings = settings_from({"DIGEST_FEED_URL": url, "DIGEST_DB": str(tmp_path / "state.db"),
                               "DIGEST_FIRST_RUN": "all"})  # fmt: skip
-    (report,) = pipeline.check_feeds(db, settings)
+    (report,) = feedcheck.check_feeds(db, settings)
     return report
 
 
