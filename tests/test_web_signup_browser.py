@@ -1,4 +1,4 @@
-"""A reader signs up in a real browser: headless Chromium (Debian's) driven by Selenium.
+"""Readers sign up, leave and come back in a real browser: headless Chromium (Debian's) driven by Selenium.
 
 The form is filled and sent on the page served by waitress, the confirmation
 link is taken from the mail the aiosmtpd sink caught, the button is pressed,
@@ -60,6 +60,44 @@ def test_a_reader_signs_up_confirms_and_is_welcomed(
         welcome = smtp_server.received[1]
         assert welcome.rcpt_tos == ["reader@example.org"]
         assert str(welcome.message["Subject"]).startswith("Welcome to")
+        assert subscriber_rows(environ)["reader@example.org"]["status"] == "active"
+    finally:
+        server.stop()
+
+
+def test_a_reader_leaves_by_mistake_and_comes_back_from_their_page(
+    browser: Any, smtp_env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from digest import pipeline
+    from digest.web.server import WebServer
+    from helpers import add_subscribers
+
+    environ = {**smtp_env, "DIGEST_SIGNUP_MIN_AGE": "0s"}
+    add_subscribers(environ, "reader@example.org")
+    pipeline.send(settings_from(environ))
+    [url] = set(re.findall(r"https://\S+/subscriber\?token=\S+", smtp_server.received[0].part("plain")))
+    page = urlsplit(url)
+    server = WebServer(settings_from(environ), listen=("127.0.0.1", 0), timeout=5)
+    _, port = server.start()
+    try:
+        browser.get(f"http://127.0.0.1:{port}{page.path.removeprefix('/digest')}?{page.query}")
+        button = browser.find_element(By.CSS_SELECTOR, "button[type=submit]")
+        assert button.text == "Unsubscribe"
+        assert button.value_of_css_property("background-color") == "rgba(31, 35, 40, 1)"  # the CSP let the style in
+        button.click()
+        wait_until(lambda: "You are unsubscribed" in browser.page_source, "the unsubscribed page")
+        assert subscriber_rows(environ)["reader@example.org"]["status"] == "unsubscribed"
+
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # "Subscribe again"
+        wait_until(lambda: "Check your inbox" in browser.page_source, "the 'check your inbox' page")
+        wait_until(lambda: len(smtp_server.received) == 2, "the confirmation mail")
+        [confirm] = re.findall(r"https://\S+/confirm\?token=\S+", smtp_server.received[1].part("plain"))
+        link = urlsplit(confirm)
+        browser.get(f"http://127.0.0.1:{port}{link.path.removeprefix('/digest')}?{link.query}")
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_until(lambda: "You are subscribed" in browser.page_source, "the confirmation page")
         assert subscriber_rows(environ)["reader@example.org"]["status"] == "active"
     finally:
         server.stop()
