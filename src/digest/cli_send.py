@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,15 +60,9 @@ def send(
     feed was read and every owed message was accepted; see the README's exit
     code table.
     """
-    from digest import pipeline, signals
-    from digest.progress import SendProgress
-
     settings = app.settings
     if dry_run:
-        code = _dry_run(settings, output, open_browser, as_json)
-        if code and not as_json:
-            click.echo(f"Error: a feed could not be read, so this preview may lack its posts (exit {code})", err=True)
-        sys.exit(code)
+        sys.exit(_dry_run_command(settings, output, open_browser, as_json))
     if output or open_browser:
         raise click.UsageError("--output and --open go with --dry-run")
     if digest_id is not None and not to_email:
@@ -75,25 +70,65 @@ def send(
     if to_email:
         _test_send(settings, to_email, digest_id, as_json)
         return
+    sys.exit(_real_send(settings, as_json))
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """What a send run left undone, summed over its digests: the exit code follows it."""
+
+    feeds_failed: int
+    failed: int
+    still_owed: int
+
+    @classmethod
+    def of(cls, outcome: pipeline.SendOutcome) -> _Tally:
+        return cls(
+            feeds_failed=sum(1 for feed in outcome.feeds if feed.failed),
+            failed=sum(r.failed for r in outcome.digests),
+            still_owed=sum(r.remaining for r in outcome.digests),
+        )
+
+    def reasons(self) -> str:
+        reasons = []
+        if self.feeds_failed:
+            reasons.append(f"{self.feeds_failed} feed(s) could not be read")
+        if self.failed:
+            reasons.append(f"{self.failed} delivery(ies) failed")
+        if self.still_owed:
+            reasons.append(f"{self.still_owed} subscriber(s) still owed a digest")
+        return "; ".join(reasons)
+
+
+def _real_send(settings: Settings, as_json: bool) -> int:
+    """Send what is due, print the outcome, and return the exit code."""
+    from digest import pipeline, signals
+    from digest.progress import SendProgress
+
     progress = SendProgress()
     with signals.stop_on_signals() as stop:
         try:
             outcome = pipeline.send(settings, progress=progress, stop=stop.event)
         finally:
             progress.close()
-    interrupted = f"; interrupted by {stop.signal.name}" if stop.signal else ""
-    feeds_failed = sum(1 for feed in outcome.feeds if feed.failed)
-    code = exitcodes.for_send(
-        feeds_failed=feeds_failed,
-        failed=sum(r.failed for r in outcome.digests),
-        still_owed=sum(r.remaining for r in outcome.digests),
-    )
+    tally = _Tally.of(outcome)
+    code = exitcodes.for_send(feeds_failed=tally.feeds_failed, failed=tally.failed, still_owed=tally.still_owed)
     if stop.signal is not None:
         code = stop.exit_code
     if as_json:
         click.echo(json.dumps(_send_json(outcome, code), indent=2))
-        sys.exit(code)
+        return code
     _echo_feed_notes(outcome.feeds, settings)
+    _echo_digests(outcome, f"; interrupted by {stop.signal.name}" if stop.signal else "")
+    if stop.signal is not None:
+        if not outcome.digests:
+            click.echo(f"Interrupted by {stop.signal.name} before any digest was sent.")
+    elif code != exitcodes.OK:
+        click.echo(f"Error: not everything was sent: {tally.reasons()} (exit {code})", err=True)
+    return code
+
+
+def _echo_digests(outcome: pipeline.SendOutcome, interrupted: str) -> None:
     if not outcome.digests:
         click.echo("Nothing new to send.")
     for r in outcome.digests:
@@ -103,22 +138,6 @@ def send(
             click.echo(f"  failed: {error}", err=True)
         if len(r.errors) > 10:
             click.echo(f"  ... and {len(r.errors) - 10} more (see `digest status`)", err=True)
-    if stop.signal is not None:
-        if not outcome.digests:
-            click.echo(f"Interrupted by {stop.signal.name} before any digest was sent.")
-        sys.exit(code)
-    if code != exitcodes.OK:
-        reasons = []
-        if feeds_failed:
-            reasons.append(f"{feeds_failed} feed(s) could not be read")
-        failed = sum(r.failed for r in outcome.digests)
-        if failed:
-            reasons.append(f"{failed} delivery(ies) failed")
-        owed = sum(r.remaining for r in outcome.digests)
-        if owed:
-            reasons.append(f"{owed} subscriber(s) still owed a digest")
-        click.echo(f"Error: not everything was sent: {'; '.join(reasons)} (exit {code})", err=True)
-    sys.exit(code)
 
 
 def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json: bool) -> None:
@@ -219,6 +238,13 @@ def _send_json(outcome: pipeline.SendOutcome, code: int) -> dict[str, Any]:
             for r in outcome.digests
         ],
     }
+
+
+def _dry_run_command(settings: Settings, output: Path | None, open_browser: bool, as_json: bool) -> int:
+    code = _dry_run(settings, output, open_browser, as_json)
+    if code and not as_json:
+        click.echo(f"Error: a feed could not be read, so this preview may lack its posts (exit {code})", err=True)
+    return code
 
 
 def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_json: bool = False) -> int:

@@ -241,59 +241,90 @@ def _send_one(
                 state.count_connected()
             transport.send(sender, message)
             return DeliveryResult(recipient, "sent", attempt, message.message_id)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients.get(recipient.email, next(iter(exc.recipients.values()), (0, b"")))
-            error = f"{code} {reply_text(reply)}"
-            if code == 421:
-                transport.reset()  # smtplib closed the socket
-            elif _mailbox_full(code, reply):
-                return DeliveryResult(recipient, "deferred", attempt, None, error)
-            elif 500 <= code < 600:
-                return DeliveryResult(recipient, "failed", attempt, None, error, refused=True)
-        except smtplib.SMTPSenderRefused as exc:
-            error = describe(exc)
-            if 500 <= exc.smtp_code < 600:
-                hint = sender_refused_hint(exc.smtp_code, reply_text(exc.smtp_error))
-                raise SendError(f"SMTP server refused the sender {sender}: {error}", hint=hint) from None
-            transport.reset()
-        except smtplib.SMTPResponseException as exc:
-            # A 4xx or 5xx to DATA: smtplib has sent RSET, the session stays usable.
-            error = describe(exc)
-            if exc.smtp_code == 421:
-                transport.reset()
-            elif _mailbox_full(exc.smtp_code, exc.smtp_error):
-                return DeliveryResult(recipient, "deferred", attempt, None, error)
-            elif 500 <= exc.smtp_code < 600:
-                # After DATA a 5xx is usually about the message (spam, size),
-                # not the address: only a mailbox status (5.1.x, 5.2.x) bounces.
-                refused = reply_text(exc.smtp_error).startswith(("5.1.", "5.2."))
-                return DeliveryResult(recipient, "failed", attempt, None, error, refused=refused)
-        except smtplib.SMTPNotSupportedError:
-            # Only SMTPUTF8 gets here: this server cannot take a non-ASCII
-            # address. The address is not at fault, so it is not bounced.
-            error = f"{transport.where} does not support SMTPUTF8, needed for this non-ASCII address"
-            return DeliveryResult(recipient, "failed", attempt, None, error)
-        except ConnectFailure as exc:
-            # No connection has worked in this run yet: the server is simply
-            # not there (wrong host or port), say so at once instead of retrying.
-            error = str(exc)
-            transport.reset()
-            if state.connected == 0:
-                raise
-            if attempt == attempts:
-                raise  # the server, not this recipient: stop the run
-        except (smtplib.SMTPException, OSError) as exc:
-            # Dropped connection, timeout, protocol confusion: reconnect and retry.
-            error = f"{transport.where}: {describe(exc)}"
-            transport.reset()
-            if attempt == attempts:
-                raise ConnectFailure(error) from None
+        except (smtplib.SMTPException, OSError, ConnectFailure) as exc:
+            failure = _failed_attempt(exc, transport, sender, recipient, state, last=attempt == attempts)
+        error = failure.error
+        if failure.status is not None:
+            return DeliveryResult(recipient, failure.status, attempt, None, error, refused=failure.refused)
         if attempt < attempts:
             delay = options.backoff * (2 ** (attempt - 1))
             log.debug("retrying %s in %.1fs after: %s", recipient.email, delay, error)
             if stop.wait(delay):
                 return None
     return DeliveryResult(recipient, "deferred", attempts, None, error)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """How one failed attempt ends: with a ``status`` (failed, deferred) the recipient is done; without, retried."""
+
+    error: str
+    status: str | None = None
+    refused: bool = False  # the reply is about the address: the subscriber bounces
+
+
+def _failed_attempt(
+    exc: Exception, transport: SmtpTransport, sender: str, recipient: Subscriber, state: _RunState, *, last: bool
+) -> _Failure:
+    """Classify what one attempt raised; raise SendError or ConnectFailure when the run must stop."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return _refused_recipient(exc, transport, recipient)
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return _refused_sender(exc, transport, sender)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _refused_data(exc, transport)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        # Only SMTPUTF8 gets here: this server cannot take a non-ASCII
+        # address. The address is not at fault, so it is not bounced.
+        return _Failure(f"{transport.where} does not support SMTPUTF8, needed for this non-ASCII address", "failed")
+    if isinstance(exc, ConnectFailure):
+        # No connection has worked in this run yet: the server is simply
+        # not there (wrong host or port), say so at once instead of retrying.
+        transport.reset()
+        if state.connected == 0 or last:
+            raise exc  # the server, not this recipient: stop the run
+        return _Failure(str(exc))
+    # Dropped connection, timeout, protocol confusion: reconnect and retry.
+    error = f"{transport.where}: {describe(exc)}"
+    transport.reset()
+    if last:
+        raise ConnectFailure(error) from None
+    return _Failure(error)
+
+
+def _refused_recipient(exc: smtplib.SMTPRecipientsRefused, transport: SmtpTransport, recipient: Subscriber) -> _Failure:
+    code, reply = exc.recipients.get(recipient.email, next(iter(exc.recipients.values()), (0, b"")))
+    error = f"{code} {reply_text(reply)}"
+    if code == 421:
+        transport.reset()  # smtplib closed the socket
+    elif _mailbox_full(code, reply):
+        return _Failure(error, "deferred")
+    elif 500 <= code < 600:
+        return _Failure(error, "failed", refused=True)
+    return _Failure(error)
+
+
+def _refused_sender(exc: smtplib.SMTPSenderRefused, transport: SmtpTransport, sender: str) -> _Failure:
+    error = describe(exc)
+    if 500 <= exc.smtp_code < 600:
+        hint = sender_refused_hint(exc.smtp_code, reply_text(exc.smtp_error))
+        raise SendError(f"SMTP server refused the sender {sender}: {error}", hint=hint) from None
+    transport.reset()
+    return _Failure(error)
+
+
+def _refused_data(exc: smtplib.SMTPResponseException, transport: SmtpTransport) -> _Failure:
+    """A 4xx or 5xx to DATA: smtplib has sent RSET, the session stays usable."""
+    error = describe(exc)
+    if exc.smtp_code == 421:
+        transport.reset()
+    elif _mailbox_full(exc.smtp_code, exc.smtp_error):
+        return _Failure(error, "deferred")
+    elif 500 <= exc.smtp_code < 600:
+        # After DATA a 5xx is usually about the message (spam, size),
+        # not the address: only a mailbox status (5.1.x, 5.2.x) bounces.
+        return _Failure(error, "failed", refused=reply_text(exc.smtp_error).startswith(("5.1.", "5.2.")))
+    return _Failure(error)
 
 
 def options_from(settings: Settings) -> DeliveryOptions:
