@@ -1,29 +1,39 @@
-"""Benchmark: render the shared Jekyll feed's full digest, against plain premailer.
+"""Benchmark: render the shared Jekyll feed's full digest, against plain premailer; and how it scales.
 
-Run by hand from the checkout:  .venv/bin/python bench/render.py [FEED] [--mode full|excerpt]
+Run by hand from the checkout:
+    .venv/bin/python bench/render.py [FEED] [--mode full|excerpt] [--sizes 20,50,100,200]
 
 Prints the render time (median of 5) and the HTML size of the digest, and a
 baseline: one plain premailer run (same settings) over the feed's entries'
 un-processed content concatenated into the same page skeleton.
+
+Then the size budget's scaling (issue 16): digests of 20, 50, 100 and 200
+entries (the feed's posts repeated, each copy its own entry, a month older
+per round), in both modes: time (median of the rounds), whole-digest renders
+(Jinja and premailer, counted by render_digest's ``stats``), the forms chosen
+and the size; the ratio of the largest to the smallest is the figure
+(goal: 200 entries within 5x of 20).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from digest import render
-from digest.config import load_settings
+from digest import layout, render
+from digest.config import Settings, load_settings
 from digest.feeds import parse_feed
 from digest.fetch import FetchResult
 from digest.models import StoredEntry
 from digest.placeholders import Placeholders
 
 ROUNDS = 5
+SCALING_ROUNDS = 7
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FEED = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "jekyll-rouge-atom.xml"
 
@@ -56,35 +66,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("feed", nargs="?", type=Path, default=SHARED_FEED)
     parser.add_argument("--mode", default="full", choices=("full", "excerpt"))
+    parser.add_argument("--sizes", default="20,50,100,200", help="entries per digest for the scaling table")
     parser.add_argument("--quick", action="store_true", help="one round on the bundled example feed: a smoke test")
     args = parser.parse_args()
-    global ROUNDS
+    global ROUNDS, SCALING_ROUNDS
     if args.quick:
-        ROUNDS = 1
+        ROUNDS = SCALING_ROUNDS = 1
         if args.feed == SHARED_FEED:
             args.feed = ROOT / "examples" / "feed.xml"
-    settings = load_settings(
-        None,
-        {
-            "DIGEST_FEED_URL": str(args.feed),
-            "DIGEST_FROM": "bench@example.org",
-            "SMTP_HOST": "localhost",
-            "DIGEST_PUBLIC_URL": "https://example.org/digest",
-            "DIGEST_SECRET": "bench-secret-0123456789",
-            "DIGEST_MODE": args.mode,
-        },
-    )
+
+    def settings_for(mode: str, budget: int = 90_000) -> Settings:
+        return load_settings(
+            None,
+            {
+                "DIGEST_MAX_HTML_BYTES": str(budget),
+                "DIGEST_FEED_URL": str(args.feed),
+                "DIGEST_FROM": "bench@example.org",
+                "SMTP_HOST": "localhost",
+                "DIGEST_PUBLIC_URL": "https://example.org/digest",
+                "DIGEST_SECRET": "bench-secret-0123456789",
+                "DIGEST_MODE": mode,
+            },
+        )
+
+    settings = settings_for(args.mode)
     entries = stored_entries(args.feed)
-    inline_runs: list[int] = []
-    real_inline = render.inline_css
-
-    def counting_inline(document: str) -> str:
-        inline_runs.append(len(document))
-        return real_inline(document)
-
-    render.inline_css = counting_inline
-    render.render_digest(entries, settings)
-    render.inline_css = real_inline
+    stats = layout.RenderStats()
+    render.render_digest(entries, settings, stats=stats)
     timings, digest = [], None
     for _ in range(ROUNDS):
         start = time.perf_counter()
@@ -107,28 +115,84 @@ def main() -> None:
     stepwise = statistics.median(stepwise_timings)
     print(f"feed: {args.feed.name}, {len(entries)} entries, mode {args.mode}")
     print(f"digest render: {ours:.2f} s, HTML {len(digest.html.encode()) / 1000:.1f} KB; notes: {list(digest.notes)}")
-    print(f"premailer runs per digest: {len(inline_runs)} (input sizes {[round(n / 1000) for n in inline_runs]} KB)")
+    print(
+        f"premailer runs per digest: {stats.inline_runs}; Jinja renders of the whole digest: {stats.template_renders}"
+    )
     print(f"baseline premailer over raw content: {base:.2f} s, HTML {len(baseline_html.encode()) / 1000:.1f} KB")
     print(f"ratio render/baseline: {ours / base:.2f}")
     print(f"step-by-step shrinking (one premailer run per step, {steps} runs): {stepwise:.2f} s, "
           f"ratio render/stepwise: {ours / stepwise:.2f}")  # fmt: skip
+    # --quick: a small budget, so that even a few entries take the links path.
+    sizes = [4, 12] if args.quick else [int(n) for n in args.sizes.split(",")]
+    for mode in ("full", "excerpt"):
+        _scaling(entries, settings_for(mode, 10_000 if args.quick else 90_000), sizes)
+
+
+def _many(entries: list[StoredEntry], count: int) -> list[StoredEntry]:
+    """``count`` entries: the feed's posts again and again, each copy a month older than the last round."""
+    out = []
+    for number in range(count):
+        entry = entries[number % len(entries)]
+        older = timedelta(days=30 * (number // len(entries)))
+        published = (entry.published or entry.first_seen) - older
+        out.append(dataclasses.replace(entry, id=number + 1, key=f"{entry.key}#{number}", published=published))
+    return out
+
+
+def _scaling(entries: list[StoredEntry], settings: Settings, sizes: list[int]) -> None:
+    """Sizes interleaved round by round (load drifts); wall time and this process's CPU time, medians."""
+    print(f"\nscaling, mode {settings.mode}, budget {settings.max_html_bytes} bytes (median of {SCALING_ROUNDS}):")
+    print("| entries | wall time | CPU time | whole renders (Jinja + premailer) | forms | HTML |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    many = {count: _many(entries, count) for count in sizes}
+    walls: dict[int, list[float]] = {count: [] for count in sizes}
+    cpus: dict[int, list[float]] = {count: [] for count in sizes}
+    last: dict[int, tuple[layout.RenderStats, str]] = {}
+    for _ in range(SCALING_ROUNDS):
+        for count in sizes:
+            stats = layout.RenderStats()
+            wall, cpu = time.perf_counter(), time.process_time()
+            digest = render.render_digest(many[count], settings, stats=stats)
+            walls[count].append(time.perf_counter() - wall)
+            cpus[count].append(time.process_time() - cpu)
+            last[count] = (stats, digest.html)
+    wall_of = {count: statistics.median(walls[count]) for count in sizes}
+    cpu_of = {count: statistics.median(cpus[count]) for count in sizes}
+    for count in sizes:
+        stats, html = last[count]
+        print(f"| {count} | {wall_of[count]:.2f} s | {cpu_of[count]:.2f} s | {stats.template_renders} + "
+              f"{stats.inline_runs} | {_forms(html)} | {len(html.encode()) / 1000:.1f} KB |")  # fmt: skip
+    small, large = sizes[0], sizes[-1]
+    print(f"ratio {large} entries / {small} entries ({settings.mode}): wall {wall_of[large] / wall_of[small]:.2f}, "
+          f"CPU {cpu_of[large] / cpu_of[small]:.2f}")  # fmt: skip
+
+
+def _forms(html: str) -> str:
+    """How many posts are cards and how many links lines, read from the HTML."""
+    cards, links = html.count('class="dg-entry-cell"'), html.count('<a class="dg-links-link"')
+    return f"{cards} cards, {links} links"
 
 
 def _stepwise(entries: list[StoredEntry], settings: Any) -> int:
     """The walking skeleton's approach: inline, shorten the oldest entry one step, repeat."""
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
-    layout = render._Layout(
-        ordered, settings, render.template_environment(settings), Placeholders.new(), render.Issue("", None)
+    sizer = render._Layout(
+        ordered,
+        settings,
+        render.template_environment(settings),
+        Placeholders.new(),
+        render.Issue("", None),
+        layout.RenderStats(),
     )
-    forms = [layout.target] * len(ordered)
+    forms = [sizer.target] * len(ordered)
     runs = 0
     while True:
-        _html, _context, size, _raw = layout.inline(forms)
+        size = sizer.inlined_size(forms)
         runs += 1
-        index = render._next_to_shorten(forms)
+        index = layout.next_to_shorten(forms)
         if size <= settings.max_html_bytes or index is None:
             return runs
-        forms[index] = render._FORMS[render._FORMS.index(forms[index]) + 1]
+        forms[index] = layout.FORMS[layout.FORMS.index(forms[index]) + 1]
 
 
 def _baseline_css() -> str:

@@ -236,15 +236,25 @@ def test_full_mode_stays_under_the_budget_shortening_the_oldest(env: dict[str, s
     assert newest.find_class("dg-code-block"), "the newest post keeps its full text"
 
 
-def test_a_tiny_budget_leaves_titles_and_links(env: dict[str, str]) -> None:
+def test_a_tiny_budget_falls_back_to_links_and_still_fits(env: dict[str, str]) -> None:
     digest = render_fixture(env, DIGEST_MODE="full", DIGEST_MAX_HTML_BYTES="10000")
     doc = lxml_html.fromstring(digest.html)
 
-    assert len(digest.html.encode()) <= 10_000 or all(
-        not c.find_class("dg-entry-body") for c in doc.find_class("dg-entry-cell")
+    assert len(digest.html.encode()) <= 10_000  # titles alone do not fit: the tail became links
+    cards = doc.find_class("dg-entry-cell")
+    lines = doc.find_class("dg-links")[0].findall("li")
+    assert len(cards) + len(lines) == 7 and lines
+    assert all(cell.find_class("dg-read-on") for cell in cards)
+    for line in lines:
+        link = line.find_class("dg-links-link")[0]
+        assert link.get("href", "").startswith("https://blog.example.org/")
+        assert line.text_content().startswith(f"{link.text_content()} — ")
+    rouge = next(li for li in lines if li.text_content().startswith("Rouge: Python"))
+    # The first sentence of the post: not its leading heading (the title again), nor its code.
+    assert rouge.text_content().endswith(
+        "— Jekyll's Rouge wraps code in two divs and uses Pygments' short classes, plus a few of its own (kv, mx)."
     )
-    assert len(doc.find_class("dg-entry-cell")) == 7
-    assert all(cell.find_class("dg-read-on") for cell in doc.find_class("dg-entry-cell"))
+    assert "listed at the end with their first sentence" in digest.notes[0]
 
 
 def test_premailer_runs_a_bounded_number_of_times(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

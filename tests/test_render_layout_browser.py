@@ -161,3 +161,30 @@ def test_footer_links_are_tap_targets_of_at_least_44_px(browser: Any, pages: lis
                     )
     assert measured >= 2 * len(pages)
     assert not problems, "\n".join(problems)
+
+
+def test_a_digest_with_the_more_posts_list_fits_phone_and_desktop(
+    browser: Any, tmp_path: Path, env: dict[str, str]
+) -> None:
+    # A budget so small that every fixture post becomes one line of the list at the end.
+    entries = stored_entries_from(FIXTURES / "render" / "highlighters.atom")
+    digest = render.render_digest(entries, settings_from({**env, "DIGEST_MAX_HTML_BYTES": "10000"}))
+    assert "dg-links-link" in digest.html
+    problems = []
+    for styled in (True, False):
+        html = digest.html if styled else re.sub(r"<style\b.*?</style>", "", digest.html, flags=re.S)
+        path = tmp_path / f"links-{styled}.html"
+        path.write_text(html, encoding="utf-8")
+        for width in WIDTHS:
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
+            browser.get(path.as_uri())
+            scroll, inner, lines = browser.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth,"
+                " document.querySelectorAll('ul.dg-links > li').length];"
+            )
+            if scroll > inner or lines != len(entries):
+                problems.append(f"styled={styled} at {width}px: scroll {scroll} > {inner}, or {lines} lines")
+    assert not problems, "\n".join(problems)

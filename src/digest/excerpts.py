@@ -4,7 +4,8 @@ Part of render.py's per-entry clean-up, after htmlclean.py. Chinese,
 Japanese and Korean text counts by characters (``CJK_WORDS_PER_CHARACTER``),
 text between ``<br>`` tags counts line by line (a ``<br>``-separated post is
 first split into paragraphs), and an excerpt never ends on a heading, a
-rule or a lone bold lead-in line.
+rule or a lone bold lead-in line. ``first_sentence`` is what the ``links``
+form (render.py's last resort for the size budget) shows of a post.
 """
 
 from __future__ import annotations
@@ -93,6 +94,42 @@ def excerpt(root: HtmlElement, max_words: int) -> bool:
         total += words
         kept_text = kept_text or words > 0
     return False
+
+
+# A sentence ends at . ! ? or … (with closing quotes or brackets) before a blank, or at a CJK full stop.
+_SENTENCE = re.compile(r"^.+?(?:[.!?\u2026][\"'\u201d\u2019)\]]*(?=\s)|[\u3002\uff01\uff1f])")
+SENTENCE_CHARS = 160  # a longer first sentence is cut at a word and ends with "…"
+_NOT_PROSE = {*HEADINGS, "pre", "table", "figure", "hr", "img"}
+
+
+def first_sentence(root: HtmlElement, max_chars: int = SENTENCE_CHARS, *, whole: bool = True) -> str:
+    """The first sentence of the first block of prose under ``root`` (not a heading, code or a table).
+
+    ``whole=False`` says ``root`` is only the start of the post: then "" means
+    no complete sentence was found in it (the caller reads the whole post).
+    """
+    container = htmlclean.content_container(root)
+    _paragraphs_from_breaks(container)
+    text = ""
+    for child in (c for c in container if isinstance(c.tag, str)):
+        if child.tag in _NOT_PROSE or next(child.iter("pre", "table"), None) is not None:
+            continue
+        text = " ".join(child.text_content().split())
+        if text:
+            break
+    match = _SENTENCE.match(text)
+    if not whole and match is None:
+        return ""
+    text = text or " ".join(container.text_content().split())
+    match = match or _SENTENCE.match(text)
+    sentence = match.group(0) if match else text
+    if len(sentence) <= max_chars:
+        return sentence
+    cut = sentence[: max_chars - 1]
+    space = cut.rfind(" ")
+    if space >= max_chars * 3 // 4:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "\u2026"
 
 
 def _is_lead_in(block: HtmlElement) -> bool:

@@ -74,6 +74,11 @@ def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_ur
     _drop_repeated_heading(root, title)
 
 
+def clean_for_text(root: HtmlElement, *, link: str | None) -> None:
+    """The part of clean_entry_html that changes the text: for a post read only for its words (a links line)."""
+    _drop_unwanted_elements(root, link)
+
+
 def _drop_unwanted_elements(root: HtmlElement, link: str | None) -> None:
     """Comments, forms and their controls go; embedded media become a link to the post."""
     for element in list(root.iter()):

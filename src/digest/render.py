@@ -2,8 +2,8 @@
 
 Runs once per digest (never per subscriber): each entry is made ready by
 entryview.py (cleaned, cut, its code redrawn, turned into text); the Jinja2
-templates lay the entries out, premailer inlines the CSS, and
-_Layout picks each entry's form (full, excerpt, title) so the HTML fits
+templates lay the entries out, premailer inlines the CSS, and layout.py
+picks each entry's form (full, excerpt, title, links) so the HTML fits
 DIGEST_MAX_HTML_BYTES. The result still holds the personal placeholders
 below; message.py substitutes them per recipient.
 """
@@ -25,10 +25,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from digest import entryview, headers, sandbox, textify
+from digest import entryview, headers, layout, sandbox, textify
 from digest.config import Settings
 from digest.entryview import EntryView
 from digest.errors import ConfigError, RenderError, TemplateLimitError
+from digest.layout import FORMS, RenderStats
 from digest.models import Digest, StoredEntry
 from digest.placeholders import LEGACY_RECIPIENT, LEGACY_UNSUBSCRIBE, Placeholders
 
@@ -46,7 +47,16 @@ GMAIL_CLIP_BYTES = 102_000
 class FeedGroup:
     title: str
     url: str | None
-    entries: list[EntryView]
+    entries: list[EntryView]  # all of the feed's entries, cards and links
+
+    @property
+    def cards(self) -> list[EntryView]:
+        return [entry for entry in self.entries if entry.form != "links"]
+
+    @property
+    def links(self) -> list[EntryView]:
+        """The entries shown as one line each (title and first sentence) at the end."""
+        return [entry for entry in self.entries if entry.form == "links"]
 
 
 def bundled_template_dir() -> Path:
@@ -152,12 +162,14 @@ def render_digest(
     *,
     archive_url: str | None = None,
     issued: datetime | None = None,
+    stats: RenderStats | None = None,
 ) -> Digest:
     """Render ``entries`` (any order) into a Digest within the HTML size budget.
 
     The personal parts are left as ``placeholders`` (new random ones by
     default). ``issued`` (default now) dates the masthead; ``archive_url``,
     when the digest has a public page, adds a "View in browser" link.
+    ``stats``, when given, counts the whole-digest renders the size budget took.
     """
     if not entries:
         raise RenderError("nothing to render: no entries")
@@ -165,8 +177,7 @@ def render_digest(
     ordered = sorted(entries, key=lambda e: (e.sort_time, e.id), reverse=True)
     env = template_environment(settings)
     issue = Issue(entryview.format_date(issued or datetime.now(UTC), settings) or "", archive_url)
-    layout = _Layout(ordered, settings, env, placeholders, issue)
-    html, context = layout.fit()
+    html, context = _Layout(ordered, settings, env, placeholders, issue, stats or RenderStats()).fit()
     text = _render(env, "digest.txt.j2", context)
     return Digest(
         subject=context["subject"],
@@ -178,20 +189,8 @@ def render_digest(
     )
 
 
-_FORMS = ("full", "excerpt", "title")  # longest first
-
-
 class _Layout:
-    """Chooses each entry's form (full, excerpt, title) so the inlined HTML fits the budget.
-
-    premailer is the slow step (seconds for a big digest), so it is not run per
-    attempt: one inline of the longest layout gives the inflation ratio of
-    inlined to un-inlined bytes, candidate layouts are sized by rendering the
-    (cheap) Jinja template only, and the chosen one is inlined and verified.
-    Every entry first gets at least its excerpt if all excerpts fit
-    (collapsing to title + link from the oldest); then entries are given
-    their full text from the newest down, where it fits.
-    """
+    """The entries of one digest in any choice of forms: views, renders and sizes for layout.py's search."""
 
     def __init__(
         self,
@@ -200,14 +199,18 @@ class _Layout:
         env: jinja2.Environment,
         placeholders: Placeholders,
         issue: Issue,
+        stats: RenderStats,
     ) -> None:
         self.placeholders = placeholders
         self.issue = issue
         self.ordered = ordered
         self.settings = settings
         self.env = env
+        self.stats = stats
+        self.count = len(ordered)
         self.target = "full" if settings.mode == "full" else "excerpt"
         self._views: dict[tuple[int, str], EntryView] = {}
+        self._inlined: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
 
     def view(self, index: int, form: str) -> EntryView:
         key = (index, form)
@@ -215,84 +218,63 @@ class _Layout:
             self._views[key] = entryview.entry_view(self.ordered[index], self.settings, form)
         return self._views[key]
 
-    def context(self, forms: list[str]) -> dict[str, Any]:
+    def context(self, forms: Sequence[str]) -> dict[str, Any]:
         views = [self.view(i, form) for i, form in enumerate(forms)]
-        rank = _FORMS.index(self.target)
+        rank = FORMS.index(self.target)
         # By what is shown: a short post asked to be an excerpt is still whole.
-        shortened = [view.title for view in views if _FORMS.index(view.form) > rank]
-        notes = [_shortened_note(len(shortened), len(forms), shortened)] if shortened else []
+        shortened = [view for view in views if FORMS.index(view.form) > rank]
+        named = [view.title for view in shortened if view.form != "links"]
+        listed = len(shortened) - len(named)
+        notes = [_shortened_note(len(shortened), len(forms), named, listed=listed)] if shortened else []
         subject = render_subject(self.settings, views)
         return _context(self.settings, subject, views, notes, self.placeholders, self.issue)
 
-    def raw_size(self, forms: list[str]) -> int:
+    def body_bytes(self, index: int, form: str) -> int:
+        return len(self.view(index, form).body.encode("utf-8"))
+
+    def raw_size(self, forms: Sequence[str]) -> int:
+        self.stats.template_renders += 1
         return len(_render(self.env, "digest.html.j2", self.context(forms)).encode("utf-8"))
 
-    def inline(self, forms: list[str]) -> tuple[str, dict[str, Any], int, int]:
+    def inlined_size(self, forms: Sequence[str]) -> int:
+        self.stats.template_renders += 1
+        self.stats.inline_runs += 1
         context = self.context(forms)
-        raw = _render(self.env, "digest.html.j2", context)
-        html = inline_css(raw)
-        return html, context, len(html.encode("utf-8")), len(raw.encode("utf-8"))
+        html = inline_css(_render(self.env, "digest.html.j2", context))
+        self._inlined[tuple(forms)] = (html, context)
+        return len(html.encode("utf-8"))
 
     def fit(self) -> tuple[str, dict[str, Any]]:
         budget = self.settings.max_html_bytes
-        forms = [self.target] * len(self.ordered)
-        html, context, size, raw = self.inline(forms)
-        if size <= budget:
-            return html, context
-        ratio = size / raw
-        for _attempt in range(4):
-            forms = self._choose(ratio, budget)
-            html, context, size, raw = self.inline(forms)
-            if size <= budget:
-                return html, context
-            ratio = max(ratio, size / raw) * 1.01
-        # The estimate keeps missing (a template with unusual CSS): shorten step by step.
-        while size > budget:
-            index = _next_to_shorten(forms)
-            if index is None:
-                log.warning("digest HTML is %d bytes even with every entry as a title and link", size)
-                break
-            forms[index] = _FORMS[_FORMS.index(forms[index]) + 1]
-            html, context, size, raw = self.inline(forms)
-        return html, context
-
-    def _choose(self, ratio: float, budget: int) -> list[str]:
-        def fits(candidate: list[str]) -> bool:
-            return self.raw_size(candidate) * ratio <= budget
-
-        count = len(self.ordered)
-        forms = ["excerpt"] * count
-        # Excerpts for all, if they fit; else titles from the oldest up.
-        for index in range(count - 1, -1, -1):
-            if fits(forms):
-                break
-            forms[index] = "title"
-        if self.target == "full":
-            for index in range(count):
-                if forms[index] != "excerpt":
-                    break
-                trial = [*forms]
-                trial[index] = "full"
-                if fits(trial):
-                    forms = trial
-        return forms
+        found = layout.BudgetSearch(self, budget).fit()
+        if not found.fits:
+            log.warning(
+                "digest HTML is %d bytes, over DIGEST_MAX_HTML_BYTES=%d even with all %d posts as links with their "
+                "first sentence: lower DIGEST_MAX_ENTRIES or raise DIGEST_MAX_HTML_BYTES",
+                found.size,
+                budget,
+                self.count,
+            )
+        return self._inlined[tuple(found.forms)]
 
 
-def _shortened_note(shortened: int, total: int, titles: Sequence[str] = ()) -> str:
+def _shortened_note(shortened: int, total: int, titles: Sequence[str] = (), *, listed: int = 0) -> str:
+    """The note over the posts; ``titles`` name the shortened cards, ``listed`` is how many are links at the end."""
     posts = "posts was" if shortened == 1 else "posts were"
     if total == 1:
         return "This post was shortened to fit one email; the link leads to the full text."
     named = f" ({'; '.join(titles)})" if titles else ""
-    return f"{shortened} of {total} {posts} shortened to fit one email{named}; the links lead to the full text."
-
-
-def _next_to_shorten(forms: list[str]) -> int | None:
-    """The oldest entry still in its longest form."""
-    for target in ("full", "excerpt"):
-        for index in range(len(forms) - 1, -1, -1):
-            if forms[index] == target:
-                return index
-    return None
+    if not listed:
+        return f"{shortened} of {total} {posts} shortened to fit one email{named}; the links lead to the full text."
+    at_end = (
+        "the last one is listed at the end with its"
+        if listed == 1
+        else f"the last {listed} are listed at the end with their"
+    )
+    return (
+        f"{shortened} of {total} {posts} shortened to fit one email{named}; {at_end} first sentence; "
+        "the links lead to the full text."
+    )
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
@@ -330,6 +312,8 @@ def _context(
         "site_title": site_title,
         "site_url": site_url,
         "entries": views,
+        "cards": [view for view in views if view.form != "links"],  # the posts shown as cards
+        "links": [view for view in views if view.form == "links"],  # one line each, at the end
         "groups": list(groups.values()),
         "grouped": len(groups) > 1,
         "notes": notes,
