@@ -196,12 +196,35 @@ def test_a_flood_past_the_hourly_cap_is_refused_and_logged(
     environ: dict[str, str], db: Database, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     environ = {**environ, "DIGEST_SIGNUP_MAILS_PER_HOUR": "3"}
+    settings = settings_from(environ)
+    warning = signup.CapWarning()  # what one web app owns: the throttle of this app alone
     with caplog.at_level(logging.WARNING, logger="digest.signup"):
-        outcomes = [sign_up(environ, db, f"victim{n}@example.org", client=f"198.51.100.{n}") for n in range(6)]
+        outcomes = [
+            signup.sign_up(
+                settings, db, form(environ, f"victim{n}@example.org", client=f"198.51.100.{n}"), now=LATER,
+                cap_warning=warning,
+            ).outcome
+            for n in range(6)
+        ]  # fmt: skip
     assert outcomes == [Outcome.CHECK_INBOX] * 3 + [Outcome.TRY_LATER] * 3
     assert len(smtp_server.received) == 3
-    assert "DIGEST_SIGNUP_MAILS_PER_HOUR" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "DIGEST_SIGNUP_MAILS_PER_HOUR" in warnings[0]  # once, not once per refusal
     assert "victim3@example.org" not in subscriber_rows(environ)  # refused before anything is stored
+
+
+def test_the_cap_warning_comes_back_after_five_minutes_and_with_each_new_owner(
+    environ: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    moments = iter([1000.0, 1100.0, 1299.0, 1300.0, 1301.0])
+    warning = signup.CapWarning(clock=lambda: next(moments))
+    settings = settings_from(environ)
+    with caplog.at_level(logging.WARNING, logger="digest.signup"):
+        logged = [warning(settings) for _ in range(5)]
+        fresh = signup.CapWarning()(settings)  # another app (or a test that ran first) shares nothing
+    assert logged == [True, False, False, True, False]
+    assert fresh is True
+    assert caplog.text.count("DIGEST_SIGNUP_MAILS_PER_HOUR") == 3
 
 
 @pytest.mark.parametrize(

@@ -55,13 +55,14 @@ def from_page(
     *,
     now: datetime | None = None,
     send: MailSender = signup_mail.send,
+    cap_warning: signup.CapWarning | None = None,
 ) -> Resubscribe:
     """The subscriber's page asks for ``subscriber`` to come back."""
     now = now or datetime.now(UTC).replace(microsecond=0)
     if not subscriber.left_by_themselves:
         return Resubscribe.NOT_ALLOWED
     if store.count_events(db, "mail", now - timedelta(hours=1)) >= settings.signup_mails_per_hour:
-        signup.warn_cap(settings)
+        (cap_warning or signup.CapWarning())(settings)
         return Resubscribe.TRY_LATER
     state = store.request_signup(db, subscriber.email, None, now)
     if state.confirm_sent is not None and now - state.confirm_sent < timedelta(seconds=settings.confirm_interval):

@@ -21,6 +21,10 @@ and their outcomes into pages. The rules, in the order they are applied:
    unsubscribed (the only way back is this double opt-in), and at most once
    per address per DIGEST_CONFIRM_INTERVAL; never to an active address, a
    bounced one or one that reported the digest as spam.
+
+The warning of rule 5 is logged at most once per five minutes by a
+:class:`CapWarning` that its caller owns (one per web app), so a flood does
+not flood the log too, and no state outlives the app that saw the flood.
 """
 
 from __future__ import annotations
@@ -47,8 +51,6 @@ log = logging.getLogger(__name__)
 
 FORM_TOKEN_MAX_AGE = 86400.0
 MailSender = Callable[[Settings, OutgoingMessage], None]
-_WARN_EVERY = 300.0
-_last_cap_warning = [0.0]
 
 
 class Outcome(enum.Enum):
@@ -86,7 +88,9 @@ def sign_up(
     *,
     now: datetime | None = None,
     send: MailSender = signup_mail.send,
+    cap_warning: CapWarning | None = None,
 ) -> SignupAnswer:
+    """Apply the rules to ``form``; ``cap_warning`` throttles rule 5's warning (a fresh one warns at once)."""
     now = now or _now()
     hour_ago = now - timedelta(hours=1)
     if store.count_events(db, "request", hour_ago, form.client) >= settings.signup_per_ip:
@@ -111,7 +115,7 @@ def sign_up(
     except InputError as exc:
         return SignupAnswer(Outcome.INVALID_EMAIL, form, error=str(exc))
     if store.count_events(db, "mail", hour_ago) >= settings.signup_mails_per_hour:
-        warn_cap(settings)
+        (cap_warning or CapWarning())(settings)
         return SignupAnswer(Outcome.TRY_LATER, form)
     state = store.request_signup(db, email, clean_name(form.name), now)
     if not _may_mail(settings, state, now):
@@ -199,15 +203,30 @@ def purge_expired(settings: Settings, db: Database, now: datetime | None = None)
     return removed
 
 
-def warn_cap(settings: Settings) -> None:
-    moment = time.monotonic()
-    if moment - _last_cap_warning[0] >= _WARN_EVERY or _last_cap_warning[0] == 0.0:
-        _last_cap_warning[0] = moment
+class CapWarning:
+    """Logs that DIGEST_SIGNUP_MAILS_PER_HOUR was reached, at most once per ``every`` seconds.
+
+    Owned by whoever serves the sign-ups (the web app keeps one for its
+    lifetime): the throttle lives and dies with it, never in the module.
+    """
+
+    def __init__(self, every: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self.last: float | None = None
+
+    def __call__(self, settings: Settings) -> bool:
+        """Log the warning unless one was logged less than ``every`` seconds ago; True if logged."""
+        moment = self.clock()
+        if self.last is not None and moment - self.last < self.every:
+            return False
+        self.last = moment
         log.warning(
             "sign-up: %d confirmation mails in the last hour (DIGEST_SIGNUP_MAILS_PER_HOUR): "
             "new sign-ups are refused for now; a flood of sign-ups may be under way",
             settings.signup_mails_per_hour,
         )
+        return True
 
 
 def _secret(settings: Settings) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import flask
 from werkzeug.exceptions import HTTPException
 
+from digest import signup
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, StoreError
 from digest.web import pages, security
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
         DIGEST_STYLE_HASH=pages.style_hash(style),
         DIGEST_CSP=security.content_security_policy([pages.style_hash(style)]),
         DIGEST_LIST_NAME=display_name or "this newsletter",
+        DIGEST_CAP_WARNING=signup.CapWarning(),  # this app's throttle of the hourly-cap warning
     )
     app.url_map.strict_slashes = False  # "/archive/" is not "/archive": no redirects
     _register(app)

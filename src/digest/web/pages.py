@@ -27,6 +27,7 @@ from sqlite_utils import Database
 from digest import store
 from digest.config import Settings
 from digest.errors import ConfigError
+from digest.signup import CapWarning
 
 # A web request waits this long for the write lock; then the caller decides
 # (a one-click unsubscribe is queued, see digest.unsubscribe_queue).
@@ -72,6 +73,12 @@ def message(status: int, title: str, *paragraphs: str) -> flask.Response:
 
 def settings() -> Settings:
     value: Settings = flask.current_app.config["DIGEST_SETTINGS"]
+    return value
+
+
+def cap_warning() -> CapWarning:
+    """This app's throttle of the "hourly cap of confirmation mails reached" warning."""
+    value: CapWarning = flask.current_app.config["DIGEST_CAP_WARNING"]
     return value
 
 

@@ -54,7 +54,7 @@ def subscribe() -> flask.Response:
         honeypot=values.get("website", ""),
         client=flask.request.remote_addr or "",
     )
-    answer = signup.sign_up(settings, pages.db(), submitted)
+    answer = signup.sign_up(settings, pages.db(), submitted, cap_warning=pages.cap_warning())
     if answer.outcome is Outcome.CHECK_INBOX:
         return pages.message(200, *_SENT)
     if answer.outcome is Outcome.ONE_MORE_STEP:

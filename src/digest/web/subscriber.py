@@ -101,7 +101,10 @@ def _unsubscribed(before: Subscriber) -> flask.Response:
 
 def _resubscribed(subscriber: Subscriber) -> flask.Response:
     settings = pages.settings()
-    outcome = resubscribe.from_page(settings, pages.db(), subscriber) if settings.signup else Resubscribe.NOT_ALLOWED
+    if not settings.signup:
+        outcome = Resubscribe.NOT_ALLOWED
+    else:
+        outcome = resubscribe.from_page(settings, pages.db(), subscriber, cap_warning=pages.cap_warning())
     masked = subscribers.mask_email(subscriber.email)
     if outcome is Resubscribe.MAILED:
         return pages.message(
