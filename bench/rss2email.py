@@ -26,6 +26,11 @@ Three cases, each from a fresh state directory per round (set-up untimed):
 Rounds interleave the two tools so that load from other processes hits both
 alike; the report is the median wall time of each and their ratio
 (digest / rss2email) per case.
+
+digest is meant to run as a daemon (``digest run``), which pays its start-up
+once. A last column times that: the same job (check, render, send) run
+inside a process that has already run one, against rss2email's whole
+process (rss2email has no daemon: cron starts it each time).
 """
 
 from __future__ import annotations
@@ -187,6 +192,42 @@ class Digest:
         return timed(self.argv, self.env)
 
 
+JOB = """
+import os, sys, time
+from digest import pipeline
+from digest.config import load_settings
+
+settings = load_settings(None, dict(os.environ))
+pipeline.send(settings)  # the daemon's earlier job: everything loaded, the state up to date
+print("ready", flush=True)
+sys.stdin.readline()
+started = time.perf_counter()
+pipeline.send(settings)
+print(time.perf_counter() - started, flush=True)
+"""
+
+
+def daemon_job(case: str, server: FeedServer, feed: bytes, sink: Sink, port: int) -> float:
+    """Seconds of one check-and-send job in a process that has run one before (``digest run``'s case)."""
+    with tempfile.TemporaryDirectory() as folder:
+        tool = Digest(server.url, port, Path(folder))
+        server.serve(without_newest(feed) if case == "one new" else feed)
+        job = subprocess.Popen([sys.executable, "-c", JOB], env=tool.env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert job.stdin is not None and job.stdout is not None
+        if job.stdout.readline().strip() != "ready":
+            raise SystemExit("digest daemon job: the first job failed")
+        server.serve(feed)
+        before = sink.messages
+        job.stdin.write("go\n")
+        job.stdin.flush()
+        elapsed = float(job.stdout.readline())
+        job.wait()
+        if sink.messages - before != (1 if case == "one new" else 0):
+            raise SystemExit(f"digest daemon job, {case}: sent {sink.messages - before} messages")
+        return elapsed
+
+
 def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     result = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -241,24 +282,32 @@ def main() -> None:
         "digest": lambda state: Digest(server.url, port, state),
     }
     cases = ("first", "one new", "unchanged")
-    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in cases for t in makers}
+    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in cases for t in (*makers, "daemon")}
     try:
         for n in range(rounds):
             for case in cases:
                 order = list(makers) if n % 2 == 0 else list(reversed(makers))
                 for tool in order:
                     times[case, tool].append(one_case(case, makers[tool], server, feed, sink))
+                if case != "first":
+                    times[case, "daemon"].append(daemon_job(case, server, feed, sink, port))
             print(f"round {n + 1} of {rounds} done", file=sys.stderr)
     finally:
         server.close()
         sink.close()
     print(f"feed: {args.feed.name} ({len(feed):,} bytes), rounds: {rounds}, load average: {os.getloadavg()[0]:.1f}")
-    print("| case | rss2email | digest | ratio digest/rss2email |")
-    print("| --- | --- | --- | --- |")
+    print("| case | rss2email (process) | digest (process) | ratio | digest run's job (in process) | ratio |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for case in cases:
         theirs = statistics.median(times[case, "rss2email"])
         ours = statistics.median(times[case, "digest"])
-        print(f"| {case} | {1000 * theirs:.0f} ms | {1000 * ours:.0f} ms | {ours / theirs:.2f} |")
+        row = f"| {case} | {1000 * theirs:.0f} ms | {1000 * ours:.0f} ms | {ours / theirs:.2f} |"
+        if times[case, "daemon"]:
+            job = statistics.median(times[case, "daemon"])
+            row += f" {1000 * job:.0f} ms | {job / theirs:.2f} |"
+        else:
+            row += " (the daemon's first job is a first run) | |"
+        print(row)
 
 
 if __name__ == "__main__":

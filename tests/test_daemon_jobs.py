@@ -256,7 +256,7 @@ def test_unexpected_error_in_a_job_is_logged_with_the_digest_and_does_not_escape
     daemon_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     class BrokenTransport(SmtpTransport):
-        def send(self, sender: str, message: Any) -> None:
+        def send(self, sender: str, message: Any, meanwhile: Any = None) -> None:
             raise RuntimeError("a bug in the transport")
 
     settings = settings_from(daemon_env)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import EXAMPLE_FEED, FeedHost, FeedResource
+
 PROBE = """
 import json, sys
 sys.argv = ["digest", *json.loads(sys.argv[1])]
@@ -66,3 +68,15 @@ def test_a_render_loads_neither_requests_nor_the_bounce_detectors(env: dict[str,
     modules = imported(("send", "--dry-run", "--output", "p"), env, tmp_path)
     assert "premailer" in modules
     assert modules & {"urllib3", "charset_normalizer", "flufl", "mailbox"} == set()
+
+
+def test_a_send_with_nothing_new_loads_neither_parser_renderer_nor_smtp(
+    env: dict[str, str], feed_host: FeedHost, tmp_path: Path
+) -> None:
+    # The cron-style run that finds nothing: the server answers 304, so the feed is not parsed,
+    # no digest is rendered and no connection is opened.
+    feed_host.resources["/feed.xml"] = FeedResource(body=EXAMPLE_FEED.read_bytes(), etag='"v1"')
+    quiet = {**env, "DIGEST_FIRST_RUN": "none", "DIGEST_FEED_URL": feed_host.url("/feed.xml")}
+    assert "feedparser" in imported(("send",), quiet, tmp_path)  # the first run reads the feed
+    modules = imported(("send",), quiet, tmp_path)
+    assert modules & {"feedparser", "jinja2", "premailer", "cssutils", "smtplib", "flufl", "nh3"} == set()

@@ -16,7 +16,6 @@ from sqlite_utils import Database
 from digest import store
 from digest.config import Settings
 from digest.errors import FeedError, FetchError
-from digest.feeds import parse_feed
 from digest.fetch import Fetcher, FetchResult, HttpFetcher, body_hash
 from digest.models import Feed, StoredEntry
 
@@ -79,6 +78,8 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         content_hash = body_hash(result)
         unchanged = result.not_modified or (content_hash is not None and content_hash == row.content_hash)
         if not unchanged:
+            from digest.feeds import parse_feed  # feedparser loads only for a body that changed
+
             parsed = parse_feed(result)
     except FeedError as exc:
         status = exc.status if isinstance(exc, FetchError) else "error"

@@ -6,9 +6,12 @@ message). ``deliver`` runs SMTP_CONNECTIONS of them in worker threads; each take
 (streamed from SQLite) and records each outcome through ``on_result`` under
 one lock, so the database is only ever used by one thread at a time.
 
-A worker takes its next recipient only after its previous outcome has been
-committed. That bounds what a kill -9 can duplicate to the messages in
-flight, one per connection (design invariant 2).
+A worker records its previous outcome while the server reads the next
+message's MAIL FROM (``meanwhile``, so the commit costs no round trip of its
+own), and always before that next message can be accepted: at most one
+accepted message per connection is ever not yet committed, which bounds what
+a kill -9 can duplicate to the messages in flight, one per connection
+(design invariant 2).
 
 Replies are classified:
 
@@ -178,23 +181,35 @@ def deliver(
 
     def worker() -> None:
         transport: SmtpTransport | None = None
+        unrecorded: list[DeliveryResult] = []  # the last outcome, recorded during the next send
+
+        def record() -> None:
+            if unrecorded:
+                with shared:
+                    on_result(unrecorded.pop())
+
         try:
             transport = transport_factory()
             while (recipient := next_recipient()) is not None:
                 try:
-                    result = _send_one(transport, sender, prepared, recipient, options, limiter, state, stop)
+                    result = _send_one(transport, sender, prepared, recipient, options, limiter, state, stop, record)
                 except ConnectFailure as exc:
                     if retire(recipient, exc):
                         return
                     raise  # the last connection: the server is gone, stop the run
+                finally:
+                    record()  # done during the send unless it never reached MAIL FROM
                 if result is not None:
-                    with shared:
-                        on_result(result)
+                    unrecorded.append(result)
             with shared:
                 working[0] -= 1
         except BaseException as exc:  # handed to the calling thread, which raises it
             state.fail(exc)
         finally:
+            try:
+                record()
+            except BaseException as exc:
+                state.fail(exc)
             if transport is not None:
                 transport.close()
 
@@ -228,8 +243,11 @@ def _send_one(
     limiter: RateLimiter,
     state: _RunState,
     stop: threading.Event,
+    meanwhile: Callable[[], None] | None = None,
 ) -> DeliveryResult | None:
-    """One recipient, with retries. None when ``stop`` interrupts a wait (still undelivered)."""
+    """One recipient, with retries. None when ``stop`` interrupts a wait (still undelivered).
+
+    ``meanwhile`` goes to the first send (see SmtpTransport.send)."""
     message = prepared.personalise(recipient, datetime.now(UTC))
     error = "not attempted"
     attempts = max(1, options.attempts)
@@ -239,7 +257,8 @@ def _send_one(
             if not transport.connected:
                 transport.connect()
                 state.count_connected()
-            transport.send(sender, message)
+            work, meanwhile = meanwhile, None
+            transport.send(sender, message, work)
             return DeliveryResult(recipient, "sent", attempt, message.message_id)
         except (smtplib.SMTPException, OSError, ConnectFailure) as exc:
             failure = _failed_attempt(exc, transport, sender, recipient, state, last=attempt == attempts)

@@ -15,18 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
 from digest import store, unsubscribe_queue
-from digest.bounceprocess import record_smtp_refusal
 from digest.config import Settings
 from digest.feedcheck import FeedReport, check_feeds
 from digest.fetch import Fetcher
 from digest.lock import sender_lock
-from digest.mailer import DeliveryOptions, DeliveryResult, TransportFactory, deliver, options_from
 from digest.planning import DigestPlan, planned_digests, prepared_for, signer_for
-from digest.smtp import SmtpTransport
+
+if TYPE_CHECKING:
+    from digest.mailer import DeliveryOptions, DeliveryResult, TransportFactory
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,16 @@ def send_locked(
     """
     stop = stop or threading.Event()
     feeds = check_feeds(db, settings, fetcher) if check else []
-    factory = transport_factory or (lambda: SmtpTransport(settings))
-    options = delivery or options_from(settings)
     reports = []
     for plan in planned_digests(db, settings, new_digest=new_digest):
         if stop.is_set():
             break
+        # The sending half (smtplib, ssl, the worker pool) loads only when there is something to send.
+        from digest.mailer import options_from
+        from digest.smtp import SmtpTransport
+
+        factory = transport_factory or (lambda: SmtpTransport(settings))
+        options = delivery or options_from(settings)
         reports.append(deliver_digest(db, settings, plan, factory, options, progress, stop))
     return SendOutcome(feeds=feeds, digests=reports)
 
@@ -149,6 +154,9 @@ def deliver_digest(
     store.set_digest_status(db, plan.id, "sending")
     log.info("digest %d: sending %r to %d subscribers", plan.id, plan.subject, total)
     started = time.monotonic()
+
+    from digest.bounceprocess import record_smtp_refusal
+    from digest.mailer import deliver
 
     def on_result(result: DeliveryResult) -> None:
         subscriber_id = result.recipient.id

@@ -194,7 +194,9 @@ def trusted_proxies(key: str, value: str) -> int | tuple[str, ...]:
 
 
 def check_code_style(name: str) -> None:
-    from pygments.styles import get_all_styles
+    from pygments.styles import STYLE_MAP, get_all_styles
 
-    if name not in set(get_all_styles()):
+    # The built-in names first: get_all_styles() also asks every installed
+    # package for plugin styles (importlib.metadata), which costs every command.
+    if name not in STYLE_MAP and name not in set(get_all_styles()):
         raise ConfigError(f"DIGEST_CODE_STYLE: unknown Pygments style {name!r}", hint="see `pygmentize -L styles`")

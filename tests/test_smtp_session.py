@@ -1,0 +1,114 @@
+"""What smtp.py adds to smtplib's session, against a real aiosmtpd server.
+
+DATA dot-stuffs with bytes.replace (the server must get the message back
+byte for byte), and ``meanwhile`` (the previous delivery's record) runs
+exactly once per send, before the server can accept the message, whether
+the send succeeds, is refused or cannot connect at all.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import pytest
+
+from digest.config import Settings
+from digest.errors import ConnectFailure
+from digest.message import OutgoingMessage
+from digest.smtp import SmtpTransport
+from helpers import RecordingHandler, free_port, running_smtp, settings_from
+
+BODIES = [
+    b"Subject: dots\r\n\r\n.leading\r\n..two\r\n.\r\nplain\r\n",
+    b"Subject: no final line end\r\n\r\nlast line\r\n.still here",
+    b".Starts-With: a period\r\n\r\nbody\r\n",
+    b"Subject: none at all\r\n\r\nnothing to stuff\r\n",
+]
+
+
+def message(data: bytes, recipient: str = "reader@example.com") -> OutgoingMessage:
+    return OutgoingMessage(recipient=recipient, message_id="<m@example.org>", data=data)
+
+
+def transport_for(env: dict[str, str], port: int) -> SmtpTransport:
+    settings: Settings = settings_from(env)
+    return SmtpTransport(replace(settings, smtp_port=port))
+
+
+@pytest.mark.parametrize("data", BODIES, ids=range(len(BODIES)))
+def test_the_server_gets_the_message_back_byte_for_byte(env: dict[str, str], data: bytes) -> None:
+    with running_smtp() as server:
+        transport = transport_for(env, server.port)
+        try:
+            transport.send("news@fieldnotes.example.org", message(data))
+        finally:
+            transport.close()
+    (got,) = server.received
+    assert got.data == (data if data.endswith(b"\r\n") else data + b"\r\n")
+    assert (got.mail_from, got.rcpt_tos) == ("news@fieldnotes.example.org", ["reader@example.com"])
+
+
+class Ordered(RecordingHandler):
+    def __init__(self, events: list[str], refuse: bool = False) -> None:
+        super().__init__()
+        self.events = events
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.events.append("accepted")
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_meanwhile_runs_once_before_the_message_is_accepted(env: dict[str, str]) -> None:
+    events: list[str] = []
+    with running_smtp(Ordered(events)) as server:
+        transport = transport_for(env, server.port)
+        try:
+            for n in range(3):
+                transport.send("news@fieldnotes.example.org", message(BODIES[3]), partial(events.append, f"work {n}"))
+        finally:
+            transport.close()
+    assert events == ["work 0", "accepted", "work 1", "accepted", "work 2", "accepted"]
+
+
+def test_meanwhile_runs_once_when_the_recipient_is_refused(env: dict[str, str]) -> None:
+    events: list[str] = []
+    with running_smtp(Ordered(events, refuse=True)) as server:
+        transport = transport_for(env, server.port)
+        try:
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                transport.send("news@fieldnotes.example.org", message(BODIES[3]), lambda: events.append("work"))
+        finally:
+            transport.close()
+    assert events == ["work"]
+
+
+def test_meanwhile_runs_once_when_there_is_no_server(env: dict[str, str]) -> None:
+    events: list[str] = []
+    transport = transport_for(env, free_port())
+    with pytest.raises(ConnectFailure):
+        transport.send("news@fieldnotes.example.org", message(BODIES[3]), lambda: events.append("work"))
+    assert events == ["work"]
+
+
+def test_a_failing_meanwhile_stops_the_send_before_data(env: dict[str, str]) -> None:
+    def broken() -> None:
+        raise RuntimeError("the database is gone")
+
+    with running_smtp() as server:
+        transport = transport_for(env, server.port)
+        try:
+            with pytest.raises(RuntimeError, match="database is gone"):
+                transport.send("news@fieldnotes.example.org", message(BODIES[3]), broken)
+        finally:
+            transport.reset()
+    assert server.received == []
