@@ -257,6 +257,42 @@ def test_a_tiny_budget_falls_back_to_links_and_still_fits(env: dict[str, str]) -
     assert "listed at the end with their first sentence" in digest.notes[0]
 
 
+def _contents_marks(doc: lxml_html.HtmlElement) -> dict[str, str]:
+    return {
+        item.find_class("dg-contents-link")[0].text_content(): "".join(
+            m.text_content() for m in item.find_class("dg-contents-mark")
+        )
+        for item in doc.find_class("dg-contents-list")[0].findall("li")
+        if item.find_class("dg-contents-link")  # not the "N more posts, listed at the end" line
+    }
+
+
+def _cards_shown(doc: lxml_html.HtmlElement) -> dict[str, str]:
+    shown = {}
+    for cell in doc.find_class("dg-entry-cell"):
+        title = cell.find_class("dg-entry-title")[0].text_content().strip()
+        whole = cell.find_class("dg-read-on")[0].text_content().startswith("Read “")
+        shown[title] = "" if whole else "(excerpt)" if cell.find_class("dg-entry-body") else "(title only)"
+    return shown
+
+
+def test_the_contents_list_marks_each_shortened_post(env: dict[str, str]) -> None:
+    excerpts = render_fixture(env, DIGEST_MODE="excerpt", DIGEST_EXCERPT_WORDS="20")
+    seen: set[str] = set()
+    # Budgets from the all-excerpts size down: whole posts, excerpts and title cards all appear on the way.
+    for budget in [90_000, *range(len(excerpts.html.encode()), 10_000, -400)]:
+        digest = render_fixture(env, DIGEST_MODE="full", DIGEST_EXCERPT_WORDS="20", DIGEST_MAX_HTML_BYTES=str(budget))
+        doc = lxml_html.fromstring(digest.html)
+        shown = _cards_shown(doc)
+        if len(shown) < 3:  # the list is there from three cards on
+            assert not doc.find_class("dg-contents-list"), budget
+            continue
+        marks = _contents_marks(doc)
+        assert marks == shown, budget
+        seen.update(marks.values())
+    assert seen == {"", "(excerpt)", "(title only)"}
+
+
 def test_premailer_runs_a_bounded_number_of_times(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = render.inline_css

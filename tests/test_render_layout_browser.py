@@ -188,3 +188,61 @@ def test_a_digest_with_the_more_posts_list_fits_phone_and_desktop(
             if scroll > inner or lines != len(entries):
                 problems.append(f"styled={styled} at {width}px: scroll {scroll} > {inner}, or {lines} lines")
     assert not problems, "\n".join(problems)
+
+
+RULES = """
+var card = document.querySelector('td.dg-card'), cell = document.querySelector('td.dg-entry-cell');
+var hr = cell.querySelector('hr'), c = getComputedStyle(cell), h = getComputedStyle(hr);
+return {background: getComputedStyle(card).backgroundColor,
+        divider: [parseFloat(c.borderBottomWidth), c.borderBottomColor],
+        rule: [parseFloat(h.borderTopWidth), h.borderTopColor]};
+"""
+
+
+def _rgb_luminance(colour: str) -> float:
+    channels = [int(part) / 255 for part in re.findall(r"\d+", colour)[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(one: str, two: str) -> float:
+    high, low = sorted((_rgb_luminance(one), _rgb_luminance(two)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_divider_between_posts_is_stronger_than_a_rule_inside_one(
+    browser: Any, tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Light and dark (prefers-color-scheme emulated), with and without <style>.
+    feed = tmp_path / "rules.atom"
+    posts = "".join(
+        f"<entry><title>Post {n}</title><id>urn:rules:{n}</id><link href='https://blog.example.org/{n}'/>"
+        f"<updated>2026-11-2{n}T08:00:00Z</updated><content type='html'>"
+        "<![CDATA[<p>Before the rule.</p><hr><p>After the rule.</p>]]></content></entry>"
+        for n in (1, 2)
+    )
+    feed.write_text(
+        "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'><title>Rules</title>"
+        f"<id>urn:rules</id><updated>2026-11-22T08:00:00Z</updated>{posts}</feed>",
+        encoding="utf-8",
+    )
+    digest = render.render_digest(stored_entries_from(feed), settings_from({**env, "DIGEST_MODE": "full"}))
+    problems = []
+    for styled, scheme in ((True, "light"), (True, "dark"), (False, "light")):
+        html = digest.html if styled else re.sub(r"<style\b.*?</style>", "", digest.html, flags=re.S)
+        path = tmp_path / f"rules-{styled}-{scheme}.html"
+        path.write_text(html, encoding="utf-8")
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+        )
+        browser.get(path.as_uri())
+        seen = browser.execute_script(RULES)
+        (divider_px, divider_colour), (rule_px, rule_colour) = seen["divider"], seen["rule"]
+        divider = divider_px * _contrast(divider_colour, seen["background"])
+        rule = rule_px * _contrast(rule_colour, seen["background"])
+        if not (rule_px >= 1 and _contrast(rule_colour, seen["background"]) > 1.05 and divider >= 1.5 * rule):
+            problems.append(
+                f"styled={styled} {scheme}: divider {seen['divider']}, rule {seen['rule']} on {seen['background']}"
+            )
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert not problems, "\n".join(problems)
