@@ -78,9 +78,10 @@ _COUNT = f"""SELECT
     COALESCE(SUM(s.status IS NOT NULL AND s.status != 'active' AND i.status = 'active'), 0),
     COALESCE(SUM(s.status = 'active' AND i.status != 'active'), 0)
     FROM {_TABLE} i LEFT JOIN main.subscribers s ON s.email = i.email"""  # noqa: S608 - fixed text
+# Staged in file order (first lines only), so rowid order is file order, with no sort.
 _INSERT = f"""INSERT INTO main.subscribers (email, name, status, token, created, updated, source, unsubscribe_reason)
     SELECT i.email, i.name, i.status, i.token, i.created, i.updated, i.source, i.reason FROM {_TABLE} i
-    WHERE NOT EXISTS (SELECT 1 FROM main.subscribers s WHERE s.email = i.email) ORDER BY i.line"""  # noqa: S608
+    WHERE NOT EXISTS (SELECT 1 FROM main.subscribers s WHERE s.email = i.email) ORDER BY i.rowid"""  # noqa: S608
 # The reader left in the other tool: that choice wins; an import only ever means less mail, never more.
 _DOWNGRADE = f"""UPDATE main.subscribers SET status = i.status, unsubscribe_reason = i.reason, updated = i.updated
     FROM {_TABLE} i WHERE main.subscribers.email = i.email AND main.subscribers.status = 'active'
