@@ -6,7 +6,7 @@ Builds, in a temporary folder, databases the way digest leaves them (the real
 schema; subscribers, sent digests of about 80 KB of HTML each, one delivery
 row per subscriber and digest, the kept counts) and CSV exports, then runs
 each command as its own process (``python -m digest ...``) and reads that
-process's peak resident set size from ``os.wait4`` (``ru_maxrss``):
+process's peak resident set size (VmHWM, written by the process as it exits):
 
 * ``send --dry-run`` and ``send --to`` (a test send, to an aiosmtpd sink in
   this process), on every database; the dry run's database must come out
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import signal
 import socket
@@ -37,7 +38,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,30 +108,40 @@ def make_csv(path: Path, rows: int) -> None:
             out.write(f'{email},Reader,"Number {n}","2020-01-01 00:00:00"\r\n')
 
 
+# Runs digest's __main__ in this process and, at exit, writes the process's
+# VmHWM (peak resident set) to a file. Not os.wait4's ru_maxrss: Linux carries
+# that across exec, so it would include the parent that spawned the command.
+_MEASURED = """import atexit, os, runpy, sys
+def _hwm():
+    with open('/proc/self/status') as status, open(os.environ['BENCH_HWM_FILE'], 'w') as out:
+        out.write(next(line for line in status if line.startswith('VmHWM:')).split()[1])
+atexit.register(_hwm)
+sys.argv = ['digest', *sys.argv[1:]]
+runpy.run_module('digest', run_name='__main__', alter_sys=True)
+"""
+
+
 def peak_mib(args: list[str], environ: dict[str, str], *, stop_after: float = 0.0) -> tuple[float, int]:
     """(peak RSS in MiB, exit status) of ``python -m digest ARGS`` as a whole process."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "digest", *args],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    started = time.monotonic()
-    stopped = False
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        if stop_after and not stopped and time.monotonic() - started > stop_after:
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _MEASURED, *args],
+            env={**environ, "BENCH_HWM_FILE": hwm.name},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _, error = child.communicate(timeout=stop_after or None)
+            stopped = False
+        except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGTERM)  # digest finishes what is in flight and exits
+            _, error = child.communicate()
             stopped = True
-        time.sleep(0.05)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    error = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    code = child.returncode
-    if "Traceback" in error or (code not in (0, 1) and not stopped):
-        raise SystemExit(f"digest {' '.join(args)} failed ({code}):\n{error[-2000:]}")
-    return usage.ru_maxrss / 1024, code
+        text = error.decode(errors="replace")
+        code = child.returncode
+        if "Traceback" in text or (code not in (0, 1) and not stopped):
+            raise SystemExit(f"digest {' '.join(args)} failed ({code}):\n{text[-2000:]}")
+        return int(Path(hwm.name).read_text() or 0) / 1024, code
 
 
 def sha256(path: Path) -> str:
@@ -140,7 +150,10 @@ def sha256(path: Path) -> str:
 
 def run_case(case: Case, folder: Path, base_env: dict[str, str], send_seconds: float) -> dict[str, float]:
     db = folder / f"{case.name}.db"
-    build_db(db, case.subscribers, case.digests)
+    builder = multiprocessing.Process(target=build_db, args=(db, case.subscribers, case.digests))
+    builder.start()  # in a child, so this process stays small
+    builder.join()
+    assert builder.exitcode == 0, "building the database failed"
     environ = {**base_env, "DIGEST_DB": str(db)}
     peaks: dict[str, float] = {}
     before = sha256(db)
