@@ -46,7 +46,6 @@ from sqlite_utils import Database
 
 from digest import store
 from digest.csvread import CsvRow, RowProblem, read_csv
-from digest.models import NewSubscriber
 from digest.store import to_text, utcnow
 
 log = logging.getLogger(__name__)
@@ -94,11 +93,11 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
     store.start_import(db)
     try:
         for batch in _batches(parsed):
-            _stage(db, report, batch, now, source)
+            _stage(db, report, batch)
     except BaseException:
         store.drop_import(db)
         raise
-    counts = store.apply_import(db, path=path, dry_run=dry_run)
+    counts = store.apply_import(db, path=path, source=source, now=now, dry_run=dry_run)
     report.added, report.recorded_not_subscribed = counts.added, counts.recorded_not_subscribed
     report.already_present, report.skipped_unsubscribed = counts.already_present, counts.skipped_unsubscribed
     report.downgraded = counts.downgraded
@@ -111,7 +110,7 @@ def _batches(items: Iterator[CsvRow | RowProblem]) -> Iterator[tuple[CsvRow | Ro
         yield batch
 
 
-def _stage(db: Database, report: ImportReport, batch: tuple[CsvRow | RowProblem, ...], now: str, source: str) -> None:
+def _stage(db: Database, report: ImportReport, batch: tuple[CsvRow | RowProblem, ...]) -> None:
     good: list[CsvRow] = []
     for item in batch:
         report.rows += 1
@@ -121,13 +120,8 @@ def _stage(db: Database, report: ImportReport, batch: tuple[CsvRow | RowProblem,
                 report.problems.append(item)
         else:
             good.append(item)
-    staged = store.stage_rows(
-        db,
-        (
-            (r.line, NewSubscriber(r.email, r.name, r.status, r.created or now, r.changed_at or now, source, r.reason))
-            for r in good
-        ),
-    )
+    rows = [(r.line, r.email, r.name, r.status, r.created, r.changed_at, r.reason) for r in good]
+    staged = store.stage_rows(db, rows)
     report.duplicates += len(good) - staged
     for row in good:
         # Warned at an address's first line only, like every other count.

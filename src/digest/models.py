@@ -147,29 +147,6 @@ class Digest:
     placeholder_nonce: str = ""  # placeholders.Placeholders: which strings are personal
 
 
-@dataclass(frozen=True)
-class NewSubscriber:
-    """A subscriber an import adds (with the status the file gives: an import keeps everyone's choice)."""
-
-    email: str
-    name: str | None
-    status: str
-    created: str  # ISO 8601, as stored
-    updated: str
-    source: str
-    unsubscribe_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """An active subscriber an import marks as having left (the file says they unsubscribed or bounced)."""
-
-    email: str
-    status: str
-    reason: str | None
-    updated: str  # ISO 8601, as stored
-
-
 # --- rows the store returns (times as stored: ISO 8601 text in UTC) ---------------------
 
 

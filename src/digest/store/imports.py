@@ -14,14 +14,12 @@ and skips the two writes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from digest.errors import StoreError
-from digest.models import NewSubscriber
 from digest.store.connection import guarded, write_transaction
 from digest.subscribers import new_token
 
@@ -34,23 +32,24 @@ def start_import(db: Database) -> None:
     db.execute(f"DROP TABLE IF EXISTS {_TABLE}")
     db.execute(
         f"""CREATE TABLE {_TABLE} (email TEXT PRIMARY KEY, line INTEGER NOT NULL, name TEXT,
-            status TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL, source TEXT NOT NULL,
-            reason TEXT, token TEXT NOT NULL)"""
+            status TEXT NOT NULL, created TEXT, changed TEXT, reason TEXT)"""
     )
 
 
+# What is staged of one valid row: (line, email, name, status, created, changed, reason); the
+# dates as stored, None when the file has none (the import's own time is used then).
+StagedRow = tuple[int, str, str | None, str, str | None, str | None, str | None]
+
+
 @guarded
-def stage_rows(db: Database, rows: Iterable[tuple[int, NewSubscriber]]) -> int:
-    """Stage ``(line, row)`` pairs; returns how many were new to this import (the rest repeat an address)."""
+def stage_rows(db: Database, rows: list[StagedRow]) -> int:
+    """Stage one batch of valid rows; returns how many were new to this import (the rest repeat an address)."""
     before = db.conn.total_changes
     with db.atomic():  # one temp-table transaction per batch; the database file is not involved
         db.conn.executemany(
-            f"INSERT INTO {_TABLE} (email, line, name, status, created, updated, source, reason, token) "  # noqa: S608
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
-            [
-                (r.email, line, r.name, r.status, r.created, r.updated, r.source, r.unsubscribe_reason, new_token())
-                for line, r in rows
-            ],
+            f"INSERT INTO {_TABLE} (line, email, name, status, created, changed, reason) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+            rows,
         )
     return db.conn.total_changes - before
 
@@ -80,16 +79,18 @@ _COUNT = f"""SELECT
     FROM {_TABLE} i LEFT JOIN main.subscribers s ON s.email = i.email"""  # noqa: S608 - fixed text
 # Staged in file order (first lines only), so rowid order is file order, with no sort.
 _INSERT = f"""INSERT INTO main.subscribers (email, name, status, token, created, updated, source, unsubscribe_reason)
-    SELECT i.email, i.name, i.status, i.token, i.created, i.updated, i.source, i.reason FROM {_TABLE} i
+    SELECT i.email, i.name, i.status, digest_new_token(), COALESCE(i.created, :now), COALESCE(i.changed, :now),
+    :source, i.reason FROM {_TABLE} i
     WHERE NOT EXISTS (SELECT 1 FROM main.subscribers s WHERE s.email = i.email) ORDER BY i.rowid"""  # noqa: S608
 # The reader left in the other tool: that choice wins; an import only ever means less mail, never more.
-_DOWNGRADE = f"""UPDATE main.subscribers SET status = i.status, unsubscribe_reason = i.reason, updated = i.updated
+_DOWNGRADE = f"""UPDATE main.subscribers SET status = i.status, unsubscribe_reason = i.reason,
+    updated = COALESCE(i.changed, :now)
     FROM {_TABLE} i WHERE main.subscribers.email = i.email AND main.subscribers.status = 'active'
     AND i.status != 'active'"""  # noqa: S608
 
 
 @guarded
-def apply_import(db: Database, *, path: Path, dry_run: bool = False) -> ImportCounts:
+def apply_import(db: Database, *, path: Path, source: str, now: str, dry_run: bool = False) -> ImportCounts:
     """Decide and write the staged import in ONE transaction (with ``dry_run``, only count); drops the stage.
 
     The transaction takes the write lock first (BEGIN IMMEDIATE), so the
@@ -99,10 +100,12 @@ def apply_import(db: Database, *, path: Path, dry_run: bool = False) -> ImportCo
     try:
         if dry_run:
             return ImportCounts(*db.execute(_COUNT).fetchone())
+        # Tokens only for the rows inserted, made by secrets like every other token.
+        db.conn.create_function("digest_new_token", 0, new_token)
         with write_transaction(db):
             counts = ImportCounts(*db.execute(_COUNT).fetchone())
-            db.execute(_INSERT)
-            db.execute(_DOWNGRADE)
+            db.execute(_INSERT, {"now": now, "source": source})
+            db.execute(_DOWNGRADE, {"now": now})
         return counts
     except sqlite3.OperationalError as exc:
         raise StoreError(f"import of {path} failed, nothing was imported: {exc}") from None
