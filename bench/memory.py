@@ -15,7 +15,9 @@ process's peak resident set size (VmHWM, written by the process as it exits):
 * ``send`` to every subscriber (the sink discards). A list too long to send
   in ``--send-seconds`` is stopped with SIGTERM then (digest finishes the
   messages in flight and exits); ``--send-seconds 0`` sends to everyone;
-* ``subscribers import`` of a CSV export into an empty database.
+* ``subscribers import`` of a CSV export into an empty database;
+* the baseline, in the same run: what a dry run did before any of its work,
+  ``sqlite3``'s ``backup()`` of the database into memory, in a bare Python.
 
 Cases: tiny (1,000 subscribers, no history; a 1,000-row file) is the
 baseline of each command; 100,000 subscribers with 10 and with 50 past
@@ -116,6 +118,10 @@ def _hwm():
     with open('/proc/self/status') as status, open(os.environ['BENCH_HWM_FILE'], 'w') as out:
         out.write(next(line for line in status if line.startswith('VmHWM:')).split()[1])
 atexit.register(_hwm)
+if sys.argv[1:2] == ['--baseline-backup']:  # what a dry run did before: copy the database into memory
+    import sqlite3
+    sqlite3.connect(sys.argv[2]).backup(sqlite3.connect(':memory:'))
+    sys.exit(0)
 sys.argv = ['digest', *sys.argv[1:]]
 runpy.run_module('digest', run_name='__main__', alter_sys=True)
 """
@@ -157,6 +163,7 @@ def run_case(case: Case, folder: Path, base_env: dict[str, str], send_seconds: f
     environ = {**base_env, "DIGEST_DB": str(db)}
     peaks: dict[str, float] = {}
     before = sha256(db)
+    peaks["baseline: backup()"], _ = peak_mib(["--baseline-backup", str(db)], environ)
     peaks["send --dry-run"], _ = peak_mib(["send", "--dry-run", "--output", str(folder / "preview")], environ)
     assert sha256(db) == before, "the dry run changed the database"
     peaks["send --to"], _ = peak_mib(["send", "--to", "tester@bench-mail.org"], environ)
@@ -187,6 +194,7 @@ def run_import(rows: int, folder: Path, base_env: dict[str, str]) -> float:
 
 
 COMMANDS = ("send --dry-run", "send --to", "status", "send")
+BASELINE = "baseline: backup()"  # the old dry run's copy alone (Python and sqlite3, nothing else)
 
 
 def main() -> None:
@@ -238,6 +246,8 @@ def main() -> None:
         for name, peaks in results.items():
             ratios.append(peaks[command] / tiny[command])
             print(f"{command:<20} {name:<22} {peaks[command]:>9.1f} {ratios[-1]:>7.2f}")
+    for name, peaks in results.items():
+        print(f"{BASELINE:<20} {name:<22} {peaks[BASELINE]:>9.1f} {peaks[BASELINE] / tiny[BASELINE]:>7.2f}")
     for rows, peak in imports.items():
         ratios.append(peak / imports[sizes[0]])
         print(f"{'subscribers import':<20} {f'{rows:,} rows':<22} {peak:>9.1f} {ratios[-1]:>7.2f}")
