@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 EXPECTED = {
     "import.py": "faster than the per-row baseline",
     "memory.py": "largest ratio vs tiny:",
+    "unchanged.py": "ratio unchanged/baseline:",
     "render.py": "ratio render/baseline:",
     "rss2email.py": "| unchanged |",
     "send.py": "international: ratio digest/plain:",
