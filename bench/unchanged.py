@@ -7,7 +7,7 @@ when it is not there) from a plain HTTP server on 127.0.0.1 that sends no
 validators, so every check gets a 200 with the whole body. After a first
 check, times in the same run, interleaved:
 
-1. ``pipeline.check_feeds`` now: the body's sha256 matches the stored one, so
+1. ``feedcheck.check_feeds`` now: the body's sha256 matches the stored one, so
    nothing is parsed or stored;
 2. the baseline, the previous version's work: the same check with the stored
    hash cleared first, so the body is parsed by feedparser and its entries
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from digest import pipeline, store  # noqa: E402
+from digest import feedcheck, store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "feeds" / "jekyll-rouge-atom.xml"
@@ -68,17 +68,17 @@ def main() -> None:
         path = Path(folder) / "state.db"
         settings = load_settings(None, {"DIGEST_DB": str(path), "DIGEST_FEED_URL": url, "DIGEST_FIRST_RUN": "all"})
         db = store.open_db(path)
-        (first,) = pipeline.check_feeds(db, settings)
+        (first,) = feedcheck.check_feeds(db, settings)
         assert first.status == "ok" and first.new, first.error
         ours, baseline = [], []
         for _ in range(args.rounds):
             start = time.perf_counter()
-            (report,) = pipeline.check_feeds(db, settings)
+            (report,) = feedcheck.check_feeds(db, settings)
             ours.append(time.perf_counter() - start)
             assert report.status == "not-modified", report.status
             db.execute("UPDATE feeds SET content_hash = NULL")  # as if the previous version: parse it again
             start = time.perf_counter()
-            (report,) = pipeline.check_feeds(db, settings)
+            (report,) = feedcheck.check_feeds(db, settings)
             baseline.append(time.perf_counter() - start)
             assert report.status == "ok" and report.new == [], report.status
         db.close()
