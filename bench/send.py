@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from digest import feedcheck, pipeline, planning, store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
+from digest.wiring import wire  # noqa: E402
 
 SINK = """
 import socket, sys
@@ -131,7 +132,7 @@ def make_database(db: Path, subscribers: int, data: str = "ascii") -> None:
 
 def digest_send(db: Path, port: int, connections: int) -> tuple[int, float]:
     settings = load_settings(None, environment(db, port, connections))
-    outcome = pipeline.send(settings)
+    outcome = pipeline.send(wire(settings))
     report = outcome.digests[0]
     return report.sent, report.elapsed
 
@@ -145,8 +146,8 @@ def baseline_message(db: Path, port: int) -> bytes:
     """One personalised message of the digest waiting in ``db`` (made here, sent later by ``pipeline.send``)."""
     settings = load_settings(None, environment(db, port, 1))
     conn = store.open_db(db)
-    feedcheck.check_feeds(conn, settings)
-    plan = planning.create_next_digest(conn, settings)
+    feedcheck.check_feeds(conn, wire(settings))
+    plan = planning.create_next_digest(conn, wire(settings))
     conn.close()
     assert plan is not None
     recipient = Subscriber(0, "reader1@example.com", "Reader 1", "active", secrets.token_urlsafe(24))

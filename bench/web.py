@@ -65,6 +65,7 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from digest import pipeline, tokens, unsubscribe_queue  # noqa: E402
 from digest.config import load_settings  # noqa: E402
 from digest.mailer import DeliveryOptions  # noqa: E402
+from digest.wiring import wire  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 PUBLIC = "https://bench.example.org"
@@ -149,7 +150,7 @@ def seed(environ: dict[str, str], subscribers: int) -> list[str]:
         write_feed(Path(environ["DIGEST_FEED_URL"]), count)
         if count == 1:
             _add_readers(environ, 5, "early")
-        pipeline.send(settings, delivery=FAST)
+        pipeline.send(wire(settings, delivery=FAST))
     _add_readers(environ, subscribers, "reader")
     conn = sqlite3.connect(environ["DIGEST_DB"])
     try:
@@ -403,7 +404,7 @@ def locked(
     holder.wait(timeout=hold + 60)
 
     write_feed(Path(environ["DIGEST_FEED_URL"]), 4)  # a new post: the next send has a digest to deliver
-    pipeline.send(load_settings(None, environ), delivery=FAST)
+    pipeline.send(wire(load_settings(None, environ), delivery=FAST))
     conn = sqlite3.connect(environ["DIGEST_DB"])
     try:
         emails = {

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from digest.wiring import wire
 from helpers import add_subscribers, free_port, run_cli
 
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -171,13 +172,13 @@ def test_the_daemon_polls_the_mailbox_when_imap_is_configured(env: dict[str, str
     settings = settings_from(environ)
     db = store.open_db(settings.db_path)
     try:
-        daemon = Daemon(settings, db)
+        daemon = Daemon(wire(settings), db)
         scheduler = build_scheduler(daemon)
         job = scheduler.get_job("bounces")
         assert job is not None and job.trigger.interval.total_seconds() == 600
         daemon.bounce_job()
         status = db.execute("SELECT status FROM subscribers WHERE email = 'frank@gmail.com'").fetchone()[0]
         assert status == "bounced"
-        assert build_scheduler(Daemon(settings_from(env), db)).get_job("bounces") is None  # no IMAP: no job
+        assert build_scheduler(Daemon(wire(settings_from(env)), db)).get_job("bounces") is None  # no IMAP: no job
     finally:
         db.close()

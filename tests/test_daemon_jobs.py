@@ -8,7 +8,6 @@ import re
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from digest.daemon_jobs import Daemon, send_trigger
 from digest.daemon_watch import LAST_SEND_OUTCOME, LAST_SEND_RUN
 from digest.lock import sender_lock
 from digest.schedule import next_fire_time
-from digest.smtp import SmtpTransport
+from digest.wiring import wire
 from helpers import EXAMPLE_FEED, SmtpServer, add_subscribers, run_cli, settings_from
 
 SUBSCRIBERS = ["ada@example.com", "grace@example.net", "linus@example.org"]
@@ -58,7 +57,7 @@ def daemon_env(smtp_env: dict[str, str], feed_file: Path) -> dict[str, str]:
 def make_daemon(environ: dict[str, str], clock: datetime | None = None) -> Daemon:
     settings = settings_from(environ)
     db = store.open_db(settings.db_path)
-    return Daemon(settings, db, clock=(lambda: clock) if clock else lambda: datetime.now(UTC))
+    return Daemon(wire(settings), db, clock=(lambda: clock) if clock else lambda: datetime.now(UTC))
 
 
 def backdate_digests(environ: dict[str, str], when: datetime) -> None:
@@ -255,13 +254,26 @@ def test_jobs_coalesce_run_one_at_a_time_and_a_late_send_still_happens(daemon_en
 def test_unexpected_error_in_a_job_is_logged_with_the_digest_and_does_not_escape(
     daemon_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    class BrokenTransport(SmtpTransport):
+    class BrokenTransport:
+        """A mailer.Transport with a bug in send (a fake: no subclassing, no server)."""
+
+        where = "SMTP broken:25"
+        connected = True
+
+        def connect(self) -> None:
+            pass
+
         def send(self, sender: str, message: Any, meanwhile: Any = None) -> None:
             raise RuntimeError("a bug in the transport")
 
+        def reset(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
     settings = settings_from(daemon_env)
-    broken_transport = partial(BrokenTransport, settings)
-    daemon = Daemon(settings, store.open_db(settings.db_path), transport_factory=broken_transport)
+    daemon = Daemon(wire(settings, transport=BrokenTransport), store.open_db(settings.db_path))
     try:
         with caplog.at_level(logging.INFO, logger="digest"):
             daemon.send_job()

@@ -18,6 +18,7 @@ import pytest
 from digest import daemon_watch, pipeline, store
 from digest.daemon_jobs import Daemon
 from digest.lock import sender_lock
+from digest.wiring import wire
 from helpers import EXAMPLE_FEED, RecordingHandler, add_subscribers, run_cli, running_smtp, settings_from
 
 
@@ -52,7 +53,7 @@ def environ(env: dict[str, str], greylist: Any, tmp_path: Path) -> dict[str, str
 
 def daemon_at(environ: dict[str, str], now: datetime) -> Daemon:
     settings = settings_from(environ)
-    return Daemon(settings, store.open_db(settings.db_path), clock=lambda: now)
+    return Daemon(wire(settings), store.open_db(settings.db_path), clock=lambda: now)
 
 
 def test_the_minute_job_retries_deferred_deliveries_only_when_due(

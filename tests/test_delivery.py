@@ -15,6 +15,7 @@ from digest.mailer import DeliveryOptions
 from digest.pipeline import SendReport
 from digest.progress import SendProgress
 from digest.store import add_subscriber, get_by_email, set_subscriber_status
+from digest.wiring import wire
 from helpers import SmtpServer, add_subscribers, run_cli, settings_from
 
 FAST = DeliveryOptions(attempts=2, backoff=0, connections=2, rate=0.0)
@@ -35,8 +36,8 @@ def test_resuming_sends_only_to_subscribers_without_a_sent_row(
     db = store.open_db(settings.db_path)
     try:
         # A run that died after three accepted messages: digest made, rows for three.
-        feedcheck.check_feeds(db, settings)
-        plan = planning.create_next_digest(db, settings)
+        feedcheck.check_feeds(db, wire(settings))
+        plan = planning.create_next_digest(db, wire(settings))
         assert plan is not None
         store.set_digest_status(db, plan.id, "sending")
         for address in addresses[:3]:
@@ -99,8 +100,8 @@ def test_unsubscribed_mid_send_is_skipped_from_the_next_batch_on(env: dict[str, 
     add_subscribers(env, *addresses)
     db = store.open_db(Path(env["DIGEST_DB"]))
     try:
-        feedcheck.check_feeds(db, settings_from(env))
-        plan = planning.create_next_digest(db, settings_from(env))
+        feedcheck.check_feeds(db, wire(settings_from(env)))
+        plan = planning.create_next_digest(db, wire(settings_from(env)))
         assert plan is not None
         streamed = []
         for subscriber in store.undelivered_subscribers(db, plan.id, batch=2):
@@ -135,7 +136,7 @@ def test_rendering_work_does_not_grow_with_the_number_of_subscribers(
         environ = {**env, "SMTP_PORT": str(smtp_server.port), "DIGEST_DB": str(tmp_path / name / "digest.db")}
         add_subscribers(environ, *[f"{name}{n}@example.com" for n in range(subscribers)])
         calls.update(premailer=0, jinja=0)
-        outcome = pipeline.send(settings_from(environ), delivery=FAST)
+        outcome = pipeline.send(wire(settings_from(environ), delivery=FAST))
         assert outcome.digests[0].sent == subscribers
         return dict(calls)
 

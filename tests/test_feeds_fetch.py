@@ -16,6 +16,7 @@ from sqlite_utils import Database
 from digest import __version__, feedcheck, store
 from digest.errors import FetchError
 from digest.fetch import HttpFetcher
+from digest.wiring import wire
 from helpers import FIXTURES, FeedHost, FeedResource, free_port, settings_from
 
 WORDPRESS = (FIXTURES / "feeds" / "wordpress-rss2.xml").read_bytes()
@@ -30,7 +31,7 @@ def db(tmp_path: Path) -> Database:
 def check(db: Database, tmp_path: Path, *urls: str, **extra: str) -> list[feedcheck.FeedReport]:
     settings = settings_from({"DIGEST_FEED_URL": " ".join(urls), "DIGEST_DB": str(tmp_path / "state.db"),
                               "DIGEST_FIRST_RUN": "all", **extra})  # fmt: skip
-    return feedcheck.check_feeds(db, settings)
+    return feedcheck.check_feeds(db, wire(settings))
 
 
 def snapshot(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -151,7 +152,7 @@ def test_gone_feed_is_marked_and_no_longer_fetched(feed_host: FeedHost, db: Data
 
     feed_host.resources["/feed"] = FeedResource(WORDPRESS)
     settings = settings_from({"DIGEST_FEED_URL": url, "DIGEST_DB": str(tmp_path / "state.db")})
-    (revived,) = feedcheck.check_feeds(db, settings, retry_gone=True)
+    (revived,) = feedcheck.check_feeds(db, wire(settings), retry_gone=True)
     assert revived.status == "not-modified" and revived.new == []  # the body it had before it went
     assert next(db.query("SELECT status, last_status FROM feeds")) == {"status": "active", "last_status": "200"}
 
@@ -222,7 +223,7 @@ def test_local_files_and_file_urls(tmp_path: Path, db: Database) -> None:
 
     (by_path,) = check(db, tmp_path, str(path))
     (by_url,) = feedcheck.check_feeds(
-        db, settings_from({"DIGEST_FEED_URL": path.as_uri(), "DIGEST_DB": str(tmp_path / "state.db")})
+        db, wire(settings_from({"DIGEST_FEED_URL": path.as_uri(), "DIGEST_DB": str(tmp_path / "state.db")}))
     )
 
     assert by_path.status == "ok" and len(by_path.new) == 2

@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from digest import feedcheck, planning, store
 from digest.config import Settings
+from digest.wiring import wire
 from helpers import settings_from
 
 
@@ -75,7 +76,7 @@ def check(feed_file: Path, tmp_path: Path, db: Database) -> Check:
 
     def run(feed: str, first_run: str = "all") -> list[str]:
         feed_file.write_text(feed, encoding="utf-8")
-        (report,) = feedcheck.check_feeds(db, make_settings(feed_file, tmp_path, first_run))
+        (report,) = feedcheck.check_feeds(db, wire(make_settings(feed_file, tmp_path, first_run)))
         assert report.status == "ok", report.error
         return sorted(e.title for e in report.new)
 
@@ -209,13 +210,13 @@ def test_max_entries_cap_takes_the_oldest_and_the_rest_wait(
     check(rss(C, B, A))
     settings = make_settings(feed_file, tmp_path, DIGEST_MAX_ENTRIES="2")
 
-    first = planning.create_next_digest(db, settings)
+    first = planning.create_next_digest(db, wire(settings))
     assert first is not None
     assert sorted(e.title for e in first.entries) == ["Alpha", "Beta"]
     assert [e.title for e in store.pending_entries(db)] == ["Gamma"]
-    second = planning.create_next_digest(db, settings)
+    second = planning.create_next_digest(db, wire(settings))
     assert second is not None and [e.title for e in second.entries] == ["Gamma"]
-    assert planning.create_next_digest(db, settings) is None
+    assert planning.create_next_digest(db, wire(settings)) is None
 
 
 def test_a_failed_check_leaves_entries_alone(check: Check, db: Database, feed_file: Path, tmp_path: Path) -> None:
@@ -223,7 +224,7 @@ def test_a_failed_check_leaves_entries_alone(check: Check, db: Database, feed_fi
     before = list(db.query("SELECT * FROM entries ORDER BY id"))
     feed_file.write_text("<html><body>Maintenance</body></html>", encoding="utf-8")
 
-    (report,) = feedcheck.check_feeds(db, make_settings(feed_file, tmp_path))
+    (report,) = feedcheck.check_feeds(db, wire(make_settings(feed_file, tmp_path)))
 
     assert report.status == "error" and "not an RSS or Atom feed" in (report.error or "")
     assert list(db.query("SELECT * FROM entries ORDER BY id")) == before
@@ -262,7 +263,7 @@ def test_ill_formed_feed_is_read_with_a_logged_warning(
 ) -> None:
     feed_file.write_bytes((Path(__file__).parent / "fixtures" / "feeds" / "ill-formed.xml").read_bytes())
 
-    (report,) = feedcheck.check_feeds(db, make_settings(feed_file, tmp_path))
+    (report,) = feedcheck.check_feeds(db, wire(make_settings(feed_file, tmp_path)))
 
     assert report.status == "ok" and len(report.new) == 2
     assert report.warning is not None

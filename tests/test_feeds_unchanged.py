@@ -16,6 +16,7 @@ import pytest
 from sqlite_utils import Database
 
 from digest import feedcheck, store
+from digest.wiring import wire
 from helpers import FIXTURES, FeedHost, FeedResource, settings_from
 
 HUGO = (FIXTURES / "feeds" / "hugo-rss.xml").read_bytes()
@@ -30,7 +31,7 @@ def db(tmp_path: Path) -> Database:
 def check(db: Database, tmp_path: Path, url: str) -> feedcheck.FeedReport:
     settings = settings_from({"DIGEST_FEED_URL": url, "DIGEST_DB": str(tmp_path / "state.db"),
                               "DIGEST_FIRST_RUN": "all"})  # fmt: skip
-    (report,) = feedcheck.check_feeds(db, settings)
+    (report,) = feedcheck.check_feeds(db, wire(settings))
     return report
 
 

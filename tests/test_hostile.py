@@ -18,6 +18,7 @@ import dkim
 import pytest
 
 from digest.errors import ConfigError
+from digest.wiring import wire
 from helpers import SmtpServer, run_cli, settings_from, start_smtp
 
 EW_CRLF = "=?utf-8?q?Notes=0D=0ABcc:_x@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0Aowned?="
@@ -147,8 +148,8 @@ def test_a_resumed_digest_fills_in_the_placeholders_it_was_rendered_with(
     settings = settings_from(hostile_env)
     db = store.open_db(settings.db_path)
     try:
-        feedcheck.check_feeds(db, settings, None)
-        plan = planning.create_next_digest(db, settings)
+        feedcheck.check_feeds(db, wire(settings))
+        plan = planning.create_next_digest(db, wire(settings))
     finally:
         db.close()
     assert plan is not None and re.fullmatch(r"[0-9a-f]{24}", plan.placeholder_nonce)

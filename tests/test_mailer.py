@@ -24,6 +24,7 @@ from digest import pipeline, store
 from digest.mailer import DeliveryOptions
 from digest.smtp import SmtpTransport
 from digest.store import get_by_email
+from digest.wiring import smtp_options, wire
 from helpers import RecordingHandler, SmtpServer, add_subscribers, run_cli, settings_from, start_smtp
 
 FAST = DeliveryOptions(attempts=4, backoff=0, connections=2, rate=0.0)
@@ -117,7 +118,7 @@ def test_twenty_messages_reuse_at_most_the_pool_size_of_connections(env: dict[st
     addresses = [f"reader{n}@example.com" for n in range(20)]
     add_subscribers(environ, *addresses)
 
-    outcome = pipeline.send(settings_from(environ), delivery=FAST)
+    outcome = pipeline.send(wire(settings_from(environ), delivery=FAST))
 
     assert sorted(server.handler.recipients()) == sorted(addresses)
     assert 1 <= len(server.handler.sessions) <= 2
@@ -134,7 +135,7 @@ def test_temporary_failures_and_drops_are_retried_and_everyone_gets_exactly_one(
     add_subscribers(environ, *addresses)
 
     outcome = pipeline.send(
-        settings_from(environ), delivery=DeliveryOptions(attempts=5, backoff=0, connections=2, rate=0.0)
+        wire(settings_from(environ), delivery=DeliveryOptions(attempts=5, backoff=0, connections=2, rate=0.0))
     )
 
     assert sum(handler.faults.values()) > 5, "the faults did happen"
@@ -183,7 +184,7 @@ def test_a_5xx_about_the_content_fails_the_message_without_bouncing_the_subscrib
     environ = {**env, "SMTP_PORT": str(server.port)}
     add_subscribers(environ, *["ada@example.com", "grace@example.com", "linus@example.org"])
 
-    report = pipeline.send(settings_from(environ), delivery=FAST).digests[0]
+    report = pipeline.send(wire(settings_from(environ), delivery=FAST)).digests[0]
 
     assert (report.sent, report.failed, report.bounced, report.finished) == (2, 1, 0, True)
     assert deliveries(environ)["grace@example.com"] == ("failed", 1, "554 5.7.1 message refused as spam")
@@ -199,7 +200,7 @@ def test_a_non_ascii_address_goes_out_with_smtputf8(env: dict[str, str], faulty:
     environ = {**env, "SMTP_PORT": str(server.port)}
     add_subscribers(environ, *["jörg@example.com", "ada@example.com"])
 
-    report = pipeline.send(settings_from(environ), delivery=FAST).digests[0]
+    report = pipeline.send(wire(settings_from(environ), delivery=FAST)).digests[0]
 
     assert report.sent == 2, report.errors
     assert sorted(server.handler.recipients()) == ["ada@example.com", "jörg@example.com"]
@@ -256,7 +257,7 @@ def test_persistent_temporary_failures_are_deferred_and_retried_by_later_runs_on
     settings = settings_from(environ)
     options = DeliveryOptions(attempts=2, backoff=0, connections=1, rate=0.0)
 
-    first = pipeline.send(settings, delivery=options).digests[0]
+    first = pipeline.send(wire(settings, delivery=options)).digests[0]
 
     assert (first.sent, first.deferred, first.remaining, first.finished) == (1, 1, 1, False)
     assert digest_status(environ) == ["sending"]
@@ -266,27 +267,27 @@ def test_persistent_temporary_failures_are_deferred_and_retried_by_later_runs_on
     # for most greylisting) is over, however often send runs.
     deferrals, wait = retry_row(environ)
     assert deferrals == 1 and 30 < wait <= 60
-    early = pipeline.send(settings, delivery=options).digests
+    early = pipeline.send(wire(settings, delivery=options)).digests
     assert [(r.resumed, r.sent, r.deferred, r.remaining, r.finished) for r in early] == [(True, 0, 0, 1, False)]
     assert early[0].next_retry is not None
 
     # Once due, the next run resumes that digest for the deferred subscriber
     # alone; the wait grows (1, 5, 15, 60 minutes, ...).
     time_passes(environ)
-    second = pipeline.send(settings, delivery=options).digests
+    second = pipeline.send(wire(settings, delivery=options)).digests
     assert [(r.resumed, r.sent, r.deferred) for r in second] == [(True, 0, 1)]
     deferrals, wait = retry_row(environ)
     assert deferrals == 2 and 240 < wait <= 300
     # Deferred for longer than DIGEST_RETRY_FOR (2 days): the failure is final.
     time_passes(environ, deferred_for=settings.retry_for)
-    third = pipeline.send(settings, delivery=options).digests
+    third = pipeline.send(wire(settings, delivery=options)).digests
     assert [(r.resumed, r.failed, r.finished) for r in third] == [(True, 1, True)]
     status, attempts, error = deliveries(environ)["slow@example.com"]
     assert (status, attempts) == ("failed", 6)
     assert error is not None and "gave up" in error
     assert digest_status(environ) == ["sent"]
     assert handler.recipients() == ["ada@example.com"]
-    assert pipeline.send(settings, delivery=options).digests == []
+    assert pipeline.send(wire(settings, delivery=options)).digests == []
 
 
 def test_a_deferred_subscriber_gets_the_digest_when_the_server_recovers(env: dict[str, str], faulty: Any) -> None:
@@ -296,11 +297,11 @@ def test_a_deferred_subscriber_gets_the_digest_when_the_server_recovers(env: dic
     add_subscribers(environ, *["ada@example.com", "slow@example.com"])
     settings = settings_from(environ)
     options = DeliveryOptions(attempts=2, backoff=0, connections=1, rate=0.0)
-    pipeline.send(settings, delivery=options)
+    pipeline.send(wire(settings, delivery=options))
 
     handler.defer_always = ()
     time_passes(environ)
-    again = pipeline.send(settings, delivery=options).digests
+    again = pipeline.send(wire(settings, delivery=options)).digests
 
     assert [(r.resumed, r.sent, r.skipped, r.finished) for r in again] == [(True, 1, 1, True)]
     assert sorted(handler.recipients()) == ["ada@example.com", "slow@example.com"]
@@ -423,7 +424,7 @@ def test_a_stop_finishes_in_flight_messages_and_the_next_run_sends_the_rest(env:
 
     db = store.open_db(settings.db_path)
     try:
-        outcome = pipeline.send_locked(db, settings, delivery=FAST, progress=stop_after_five, stop=stop)
+        outcome = pipeline.send_locked(db, wire(settings, delivery=FAST), progress=stop_after_five, stop=stop)
     finally:
         db.close()
 
@@ -432,7 +433,7 @@ def test_a_stop_finishes_in_flight_messages_and_the_next_run_sends_the_rest(env:
     assert len(handler.recipients()) == report.sent  # everything accepted was recorded
     assert digest_status(environ) == ["sending"]
 
-    rest = pipeline.send(settings, delivery=FAST).digests
+    rest = pipeline.send(wire(settings, delivery=FAST)).digests
     assert rest[0].resumed and rest[0].sent == 30 - report.sent
     assert sorted(handler.recipients()) == sorted(addresses)  # no one twice, no one missing
 
@@ -477,11 +478,21 @@ def test_a_connection_that_cannot_be_opened_leaves_the_work_to_the_others(
 
     def factory() -> SmtpTransport:
         port = smtp_server.port if not made else 9  # nothing listens on 9
-        made.append(SmtpTransport(replace(settings, smtp_port=port)))
+        made.append(SmtpTransport(replace(smtp_options(settings), port=port)))
         return made[-1]
 
-    report = pipeline.send(settings, transport_factory=factory, delivery=FAST).digests[0]
+    report = pipeline.send(wire(settings, transport=factory, delivery=FAST)).digests[0]
 
     assert len(made) == 2
     assert (report.sent, report.failed, report.finished) == (12, 0, True)
     assert sorted(smtp_server.handler.recipients()) == sorted(addresses)
+
+
+def test_smtp_options_carry_the_smtp_settings_and_never_show_the_password(env: dict[str, str]) -> None:
+    settings = settings_from(
+        {**env, "SMTP_HOST": "mail.example.net", "SMTP_PORT": "2525", "SMTP_PASSWORD": "hunter2-secret"}
+    )
+    options = smtp_options(settings)
+    assert (options.host, options.port, options.password) == ("mail.example.net", 2525, "hunter2-secret")
+    assert "hunter2-secret" not in repr(options)
+    assert SmtpTransport(options).where == "SMTP mail.example.net:2525"

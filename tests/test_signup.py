@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from digest import pipeline, signup, store
 from digest.mailer import DeliveryOptions
 from digest.signup import Outcome, SignupForm
+from digest.wiring import wire
 from helpers import SmtpServer, add_subscribers, run_cli, settings_from, subscriber_rows
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -92,7 +93,7 @@ def test_the_journey_from_form_to_digest_and_out(
     token = confirm_link(smtp_server, "reader@example.org")
 
     # Pending: the next digest does not go to them.
-    pipeline.send(settings_from(environ), delivery=FAST)
+    pipeline.send(wire(settings_from(environ), delivery=FAST))
     digests = [m for m in smtp_server.received if "Confirm" not in str(m.message["Subject"])]
     assert [m.rcpt_tos for m in digests] == [["ada@example.com"]]
 

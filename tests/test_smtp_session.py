@@ -19,6 +19,7 @@ from digest.config import Settings
 from digest.errors import ConnectFailure
 from digest.message import OutgoingMessage
 from digest.smtp import SmtpTransport
+from digest.wiring import smtp_options
 from helpers import RecordingHandler, free_port, running_smtp, settings_from
 
 BODIES = [
@@ -35,7 +36,7 @@ def message(data: bytes, recipient: str = "reader@example.com") -> OutgoingMessa
 
 def transport_for(env: dict[str, str], port: int) -> SmtpTransport:
     settings: Settings = settings_from(env)
-    return SmtpTransport(replace(settings, smtp_port=port))
+    return SmtpTransport(replace(smtp_options(settings), port=port))
 
 
 @pytest.mark.parametrize("data", BODIES, ids=range(len(BODIES)))

@@ -193,4 +193,4 @@ def test_the_foundation_imports_no_stage() -> None:
     upward = {f"{name} -> {target}" for name in foundation for target in graph[name] if target not in foundation}
     assert upward == set()
     # The check sees imports: the stages above do import the foundation.
-    assert "digest.config" in graph["digest.pipeline"] and "digest.errors" in graph["digest.config.settings"]
+    assert "digest.config" in graph["digest.feedcheck"] and "digest.errors" in graph["digest.config.settings"]

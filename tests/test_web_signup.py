@@ -21,6 +21,7 @@ import pytest
 from digest import pipeline, store, tokens
 from digest.mailer import DeliveryOptions
 from digest.web.server import WebServer
+from digest.wiring import wire
 from helpers import SmtpServer, add_subscribers, run_cli, settings_from, subscriber_rows
 
 FAST = DeliveryOptions(attempts=2, backoff=0, connections=2, rate=0.0)
@@ -138,7 +139,7 @@ def test_the_whole_journey_over_http(site_env: dict[str, str], smtp_server: Smtp
         assert site.request("POST", target, {}).status == 400  # used once
 
         write_feed(feed, ["Second post", "First post"])
-        pipeline.send(settings_from(environ), delivery=FAST)
+        pipeline.send(wire(settings_from(environ), delivery=FAST))
         [digest] = [
             m for m in smtp_server.received if "Second post" in str(m.message["Subject"]) and "reader@" in m.rcpt_tos[0]
         ]
@@ -151,7 +152,7 @@ def test_the_whole_journey_over_http(site_env: dict[str, str], smtp_server: Smtp
         one_click = site.request("POST", "/unsubscribe?" + unsubscribe.query, {"List-Unsubscribe": "One-Click"})
         assert one_click.status == 200
         write_feed(feed, ["Third post", "Second post", "First post"])
-        pipeline.send(settings_from(environ), delivery=FAST)
+        pipeline.send(wire(settings_from(environ), delivery=FAST))
         third = [m.rcpt_tos for m in smtp_server.received if "Third post" in str(m.message["Subject"])]
         assert third == [["ada@example.com"]]  # the next digest went out, and not to the reader who left
 

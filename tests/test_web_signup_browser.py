@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from digest.wiring import wire
 from helpers import SmtpServer, chromium, settings_from, subscriber_rows, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "templates"
@@ -76,7 +77,7 @@ def test_a_reader_leaves_by_mistake_and_comes_back_from_their_page(
 
     environ = {**smtp_env, "DIGEST_SIGNUP_MIN_AGE": "0s"}
     add_subscribers(environ, "reader@example.org")
-    pipeline.send(settings_from(environ))
+    pipeline.send(wire(settings_from(environ)))
     [url] = set(re.findall(r"https://\S+/subscriber\?token=\S+", smtp_server.received[0].part("plain")))
     page = urlsplit(url)
     server = WebServer(settings_from(environ), listen=("127.0.0.1", 0), timeout=5)

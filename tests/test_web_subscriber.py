@@ -16,6 +16,7 @@ import pytest
 
 from digest import pipeline, store, tokens
 from digest.store import BouncePolicy
+from digest.wiring import wire
 from helpers import SmtpServer, add_subscribers, run_cli, settings_from, subscriber_rows
 from test_web_signup import FAST, Site, confirm_path, serve, write_feed
 
@@ -39,7 +40,7 @@ def site(environ: dict[str, str]) -> Iterator[Site]:
 
 def send_post(environ: dict[str, str], titles: list[str]) -> None:
     write_feed(Path(environ["DIGEST_FEED_URL"]), titles)
-    pipeline.send(settings_from(environ), delivery=FAST)
+    pipeline.send(wire(settings_from(environ), delivery=FAST))
 
 
 def recipients_of(smtp_server: SmtpServer, title: str) -> list[str]:

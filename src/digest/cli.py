@@ -69,10 +69,11 @@ def run(app: App) -> None:
     """
     from digest import daemon
     from digest.config import load_settings
+    from digest.wiring import wire
 
     settings = app.settings
     configure_logging(settings, app.verbose, daemon=True)
-    daemon.run_daemon(settings, reload=lambda: load_settings(app.env_file).with_db(app.db_path))
+    daemon.run_daemon(wire(settings), reload=lambda: load_settings(app.env_file).with_db(app.db_path))
 
 
 @cli.command()

@@ -28,10 +28,11 @@ def check(app: App, as_json: bool, retry_gone: bool) -> None:
     Exits 1 when any feed failed or is gone (after checking all of them).
     """
     from digest import feedcheck, store
+    from digest.wiring import wire
 
     settings = app.settings
     with store.opened(settings.db_path) as db:
-        reports = feedcheck.check_feeds(db, settings, retry_gone=retry_gone)
+        reports = feedcheck.check_feeds(db, wire(settings), retry_gone=retry_gone)
     if as_json:
         click.echo(json.dumps({"feeds": [feed_json(r) for r in reports]}, indent=2))
     else:

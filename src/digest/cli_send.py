@@ -104,11 +104,12 @@ def _real_send(settings: Settings, as_json: bool) -> int:
     """Send what is due, print the outcome, and return the exit code."""
     from digest import pipeline, signals
     from digest.progress import SendProgress
+    from digest.wiring import wire
 
     progress = SendProgress()
     with signals.stop_on_signals() as stop:
         try:
-            outcome = pipeline.send(settings, progress=progress, stop=stop.event)
+            outcome = pipeline.send(wire(settings), progress=progress, stop=stop.event)
         finally:
             progress.close()
     tally = _Tally.of(outcome)
@@ -142,8 +143,9 @@ def _echo_digests(outcome: pipeline.SendOutcome, interrupted: str) -> None:
 
 def _test_send(settings: Settings, to_email: str, digest_id: int | None, as_json: bool) -> None:
     from digest import preview
+    from digest.wiring import wire
 
-    plan, result = preview.send_to_one(settings, to_email, digest_id=digest_id)
+    plan, result = preview.send_to_one(wire(settings), to_email, digest_id=digest_id)
     if result.status != "sent":
         raise DigestError(f"test send to {to_email} failed: {result.error}")
     placeholder = not (settings.public_url and settings.secret)
@@ -253,9 +255,10 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_jso
 
     from digest import preview
     from digest.render import html_size_report
+    from digest.wiring import wire
 
     target = output or Path(tempfile.mkdtemp(prefix="digest-preview-"))
-    result = preview.preview(settings, target)
+    result = preview.preview(wire(settings), target)
     code = exitcodes.FAILURE if any(feed.failed for feed in result.feeds) else exitcodes.OK
     if as_json:
         plan = result.plan

@@ -34,13 +34,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import daemon_watch, store
+from digest import daemon_watch
 from digest.config import Settings
 from digest.daemon_jobs import Daemon, send_trigger
 from digest.errors import DigestError
 from digest.lock import sender_lock
 from digest.schedule import duration_text, when_text
 from digest.signals import on_hangup, stop_on_signals
+from digest.wiring import Wiring
 
 if TYPE_CHECKING:
     from digest.web.server import WebServer
@@ -105,13 +106,14 @@ def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
 
 
 def run_daemon(
-    settings: Settings, *, stop: threading.Event | None = None, reload: Callable[[], Settings] | None = None
+    wiring: Wiring, *, stop: threading.Event | None = None, reload: Callable[[], Settings] | None = None
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set). Raises DigestError on a bad start.
 
     On SIGHUP, ``reload`` (when given) reads the configuration again; a bad one
     is logged in one line and the running one kept.
     """
+    settings = wiring.settings
     settings.require_feeds()
     settings.require_sending()
     send_trigger(settings)  # DIGEST_SCHEDULE in DIGEST_TIMEZONE, before taking the lock
@@ -121,11 +123,11 @@ def run_daemon(
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     hangup = threading.Event()
     with sender_lock(settings.db_path, "run"), stop_on_signals(stop, second_ends=True) as signalled, on_hangup(hangup):
-        db = store.open_db(settings.db_path)
+        db = wiring.open_store()
         web = None
         try:
             web = _start_web(settings)
-            daemon = Daemon(settings, db, stop=stop)
+            daemon = Daemon(wiring, db, stop=stop)
             daemon_watch.record_start(db, settings, daemon.clock())
             scheduler = build_scheduler(daemon)
             log.info(
@@ -176,7 +178,7 @@ def _reload(daemon: Daemon, scheduler: BackgroundScheduler, reload: Callable[[],
     if new.db_path != old.db_path:
         log.warning("SIGHUP: DIGEST_DB changed; the database changes only at a restart")
         new = replace(new, db_path=old.db_path)
-    daemon.settings = new
+    daemon.wiring = daemon.wiring.with_settings(new)
     daemon.trigger = trigger
     scheduler.reschedule_job("check", trigger=check_trigger(new))
     scheduler.reschedule_job("send", trigger=trigger)

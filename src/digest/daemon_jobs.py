@@ -22,8 +22,8 @@ from sqlite_utils import Database
 from digest import daemon_watch, feedcheck, pipeline, schedule, signup, store
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.mailer import TransportFactory
 from digest.schedule import next_fire_time, should_catch_up, when_text
+from digest.wiring import Wiring
 
 log = logging.getLogger("digest.daemon")  # one name for all the daemon's lines, as before the split
 
@@ -61,22 +61,19 @@ class Daemon:
     the jobs directly with an injected clock."""
 
     def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        *,
-        stop: threading.Event | None = None,
-        clock: Clock = _utcnow,
-        transport_factory: TransportFactory | None = None,
+        self, wiring: Wiring, db: Database, *, stop: threading.Event | None = None, clock: Clock = _utcnow
     ) -> None:
-        self.settings = settings
+        self.wiring = wiring
         self.db = db
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.transport_factory = transport_factory
-        self.trigger = send_trigger(settings)
+        self.trigger = send_trigger(wiring.settings)
         self.health = FeedHealth()
         self._resume_failing = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.wiring.settings
 
     # Each job is the body APScheduler calls; none lets an exception escape,
     # so one bad run is logged and the daemon goes on.
@@ -139,10 +136,9 @@ class Daemon:
         try:
             outcome = pipeline.send_locked(
                 self.db,
-                self.settings,
+                self.wiring,
                 stop=self.stop,
                 check=False,
-                transport_factory=self.transport_factory,
                 progress=daemon_watch.ProgressLog(),
             )
         except DigestError as exc:
@@ -169,7 +165,9 @@ class Daemon:
             if self.stop.is_set():
                 break
             try:
-                reports += feedcheck.check_feeds(self.db, replace(self.settings, feed_urls=(url,)))
+                reports += feedcheck.check_feeds(
+                    self.db, self.wiring.with_settings(replace(self.settings, feed_urls=(url,)))
+                )
             except Exception as exc:
                 log.debug("feed %s: unexpected error", url, exc_info=True)
                 reports.append(feedcheck.FeedReport(url=url, status="error", error=f"unexpected error: {exc!r}"))
@@ -181,11 +179,10 @@ class Daemon:
         try:
             outcome = pipeline.send_locked(
                 self.db,
-                self.settings,
+                self.wiring,
                 stop=self.stop,
                 check=False,
                 new_digest=False,
-                transport_factory=self.transport_factory,
                 progress=daemon_watch.ProgressLog(),
             )
         except Exception as exc:

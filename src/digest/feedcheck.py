@@ -16,8 +16,9 @@ from sqlite_utils import Database
 from digest import store
 from digest.config import Settings
 from digest.errors import FeedError, FetchError
-from digest.fetch import Fetcher, FetchResult, HttpFetcher, body_hash
+from digest.fetch import Fetcher, FetchResult, body_hash
 from digest.models import Feed, StoredEntry
+from digest.wiring import Wiring
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,9 @@ class FeedReport:
         return self.status in ("error", "gone")
 
 
-def check_feeds(
-    db: Database, settings: Settings, fetcher: Fetcher | None = None, *, retry_gone: bool = False
-) -> list[FeedReport]:
+def check_feeds(db: Database, wiring: Wiring, *, retry_gone: bool = False) -> list[FeedReport]:
     """Check every configured feed, one after another; a failure never stops the others."""
-    fetcher = fetcher or HttpFetcher(timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes)
+    settings, fetcher = wiring.settings, wiring.fetcher
     urls = dict.fromkeys(settings.require_feeds())  # a URL listed twice is checked once
     return [check_feed(db, settings, url, fetcher, retry_gone=retry_gone) for url in urls]
 

@@ -41,12 +41,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
-from digest.config import Settings
 from digest.errors import ConnectFailure, SendError
-from digest.message import PreparedMessage
+from digest.message import OutgoingMessage, PreparedMessage
 from digest.models import Subscriber
-from digest.smtp import SmtpTransport, describe, reply_text, sender_refused_hint
+from digest.smtp import describe, reply_text, sender_refused_hint
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,38 @@ class RateLimiter:
             stop.wait(slot - now)
 
 
-TransportFactory = Callable[[], SmtpTransport]
+class Transport(Protocol):
+    """One connection to the mail server, as ``deliver`` drives it (smtp.py's ``SmtpTransport`` is one).
+
+    ``send`` and ``connect`` raise smtplib's exceptions for what the server
+    replies (``deliver`` classifies them), ``ConnectFailure`` when a
+    connection cannot be made and might be later, ``SendError`` when the run
+    must stop. Tests pass their own: a fake, or one on an aiosmtpd server.
+    """
+
+    @property
+    def where(self) -> str: ...  # "SMTP host:port", for messages
+
+    @property
+    def connected(self) -> bool: ...
+
+    def connect(self) -> None: ...
+
+    def send(self, sender: str, message: OutgoingMessage, meanwhile: Callable[[], None] | None = None) -> None:
+        """Send one message; run ``meanwhile`` (when given) exactly once during the call, before the
+        server can accept the message, even when the send fails."""
+
+    def reset(self) -> None: ...  # forget the connection after an error; the next send reconnects
+
+    def close(self) -> None: ...
+
+
+TransportFactory = Callable[[], Transport]  # a new, unopened connection each call
 
 
 @dataclass(frozen=True)
 class DeliveryOptions:
-    """How a run delivers; built from Settings by :func:`options_from` (no defaults of its own)."""
+    """How a run delivers; built from Settings in one place (``wiring.delivery_options``), no defaults of its own."""
 
     attempts: int
     connections: int
@@ -180,7 +206,7 @@ def deliver(
         return True
 
     def worker() -> None:
-        transport: SmtpTransport | None = None
+        transport: Transport | None = None
         unrecorded: list[DeliveryResult] = []  # the last outcome, recorded during the next send
 
         def record() -> None:
@@ -235,7 +261,7 @@ def deliver(
 
 
 def _send_one(
-    transport: SmtpTransport,
+    transport: Transport,
     sender: str,
     prepared: PreparedMessage,
     recipient: Subscriber,
@@ -283,7 +309,7 @@ class _Failure:
 
 
 def _failed_attempt(
-    exc: Exception, transport: SmtpTransport, sender: str, recipient: Subscriber, state: _RunState, *, last: bool
+    exc: Exception, transport: Transport, sender: str, recipient: Subscriber, state: _RunState, *, last: bool
 ) -> _Failure:
     """Classify what one attempt raised; raise SendError or ConnectFailure when the run must stop."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -311,7 +337,7 @@ def _failed_attempt(
     return _Failure(error)
 
 
-def _refused_recipient(exc: smtplib.SMTPRecipientsRefused, transport: SmtpTransport, recipient: Subscriber) -> _Failure:
+def _refused_recipient(exc: smtplib.SMTPRecipientsRefused, transport: Transport, recipient: Subscriber) -> _Failure:
     code, reply = exc.recipients.get(recipient.email, next(iter(exc.recipients.values()), (0, b"")))
     error = f"{code} {reply_text(reply)}"
     if code == 421:
@@ -323,7 +349,7 @@ def _refused_recipient(exc: smtplib.SMTPRecipientsRefused, transport: SmtpTransp
     return _Failure(error)
 
 
-def _refused_sender(exc: smtplib.SMTPSenderRefused, transport: SmtpTransport, sender: str) -> _Failure:
+def _refused_sender(exc: smtplib.SMTPSenderRefused, transport: Transport, sender: str) -> _Failure:
     error = describe(exc)
     if 500 <= exc.smtp_code < 600:
         hint = sender_refused_hint(exc.smtp_code, reply_text(exc.smtp_error))
@@ -332,7 +358,7 @@ def _refused_sender(exc: smtplib.SMTPSenderRefused, transport: SmtpTransport, se
     return _Failure(error)
 
 
-def _refused_data(exc: smtplib.SMTPResponseException, transport: SmtpTransport) -> _Failure:
+def _refused_data(exc: smtplib.SMTPResponseException, transport: Transport) -> _Failure:
     """A 4xx or 5xx to DATA: smtplib has sent RSET, the session stays usable."""
     error = describe(exc)
     if exc.smtp_code == 421:
@@ -344,11 +370,3 @@ def _refused_data(exc: smtplib.SMTPResponseException, transport: SmtpTransport) 
         # not the address: only a mailbox status (5.1.x, 5.2.x) bounces.
         return _Failure(error, "failed", refused=reply_text(exc.smtp_error).startswith(("5.1.", "5.2.")))
     return _Failure(error)
-
-
-def options_from(settings: Settings) -> DeliveryOptions:
-    return DeliveryOptions(
-        attempts=settings.send_attempts,
-        connections=settings.smtp_connections,
-        rate=settings.smtp_rate,
-    )

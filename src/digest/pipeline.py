@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING
 from sqlite_utils import Database
 
 from digest import store, unsubscribe_queue
-from digest.config import Settings
 from digest.feedcheck import FeedReport, check_feeds
-from digest.fetch import Fetcher
 from digest.lock import sender_lock
 from digest.planning import DigestPlan, planned_digests, prepared_for, signer_for
+from digest.wiring import Wiring
 
 if TYPE_CHECKING:
-    from digest.mailer import DeliveryOptions, DeliveryResult, TransportFactory
+    from digest.mailer import DeliveryResult
 
 log = logging.getLogger(__name__)
 
@@ -69,44 +68,30 @@ ProgressCallback = Callable[[SendReport, int], None]  # (report so far, total re
 
 
 def send(
-    settings: Settings,
+    wiring: Wiring,
     *,
-    fetcher: Fetcher | None = None,
-    transport_factory: TransportFactory | None = None,
-    delivery: DeliveryOptions | None = None,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     check: bool = True,
 ) -> SendOutcome:
     """Check feeds, then deliver every digest that is due. Holds the sender lock."""
+    settings = wiring.settings
     settings.require_sending()
     if check:
         settings.require_feeds()
     signer_for(settings)  # a bad DKIM key fails here, before a digest is made
-    db = store.open_db(settings.db_path)
+    db = wiring.open_store()
     try:
         with sender_lock(settings.db_path):
-            return send_locked(
-                db,
-                settings,
-                fetcher=fetcher,
-                transport_factory=transport_factory,
-                delivery=delivery,
-                progress=progress,
-                stop=stop,
-                check=check,
-            )
+            return send_locked(db, wiring, progress=progress, stop=stop, check=check)
     finally:
         db.close()
 
 
 def send_locked(
     db: Database,
-    settings: Settings,
+    wiring: Wiring,
     *,
-    fetcher: Fetcher | None = None,
-    transport_factory: TransportFactory | None = None,
-    delivery: DeliveryOptions | None = None,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     check: bool = True,
@@ -121,31 +106,24 @@ def send_locked(
     ``new_digest=False`` only unfinished digests are resumed.
     """
     stop = stop or threading.Event()
-    feeds = check_feeds(db, settings, fetcher) if check else []
+    feeds = check_feeds(db, wiring) if check else []
     reports = []
-    for plan in planned_digests(db, settings, new_digest=new_digest):
+    for plan in planned_digests(db, wiring, new_digest=new_digest):
         if stop.is_set():
             break
-        # The sending half (smtplib, ssl, the worker pool) loads only when there is something to send.
-        from digest.mailer import options_from
-        from digest.smtp import SmtpTransport
-
-        factory = transport_factory or (lambda: SmtpTransport(settings))
-        options = delivery or options_from(settings)
-        reports.append(deliver_digest(db, settings, plan, factory, options, progress, stop))
+        reports.append(deliver_digest(db, wiring, plan, progress, stop))
     return SendOutcome(feeds=feeds, digests=reports)
 
 
 def deliver_digest(
     db: Database,
-    settings: Settings,
+    wiring: Wiring,
     plan: DigestPlan,
-    factory: TransportFactory,
-    options: DeliveryOptions,
     progress: ProgressCallback | None,
     stop: threading.Event,
 ) -> SendReport:
     """Deliver one digest to every subscriber still owed it; commit each outcome as it comes."""
+    settings = wiring.settings
     prepared = prepared_for(plan, settings)
     unsubscribe_queue.apply(db, settings.db_path)  # one-click unsubscribes that met a locked database
     total = store.count_undelivered(db, plan.id, due_only=True)
@@ -188,7 +166,14 @@ def deliver_digest(
 
     recipients = store.undelivered_subscribers(db, plan.id)
     try:
-        deliver(prepared, recipients, transport_factory=factory, options=options, on_result=on_result, stop=stop)
+        deliver(
+            prepared,
+            recipients,
+            transport_factory=wiring.transport,
+            options=wiring.delivery,
+            on_result=on_result,
+            stop=stop,
+        )
     finally:
         report.elapsed = time.monotonic() - started
     # Deferred recipients (and any a stop left out) keep the digest open: the

@@ -20,6 +20,7 @@ from digest.errors import DigestError, InputError
 from digest.message import PreparedMessage, Signer, dkim_signer, prepare_message
 from digest.models import StoredDigest, StoredEntry
 from digest.placeholders import Placeholders
+from digest.wiring import Wiring
 
 PREVIEW_SECRET = "preview-only-secret"  # noqa: S105 - dry runs never send; links are samples
 
@@ -40,17 +41,14 @@ class DigestPlan:
     resent: bool = False  # an earlier digest sent again by a test send (`send --to`)
 
 
-def create_next_digest(db: Database, settings: Settings) -> DigestPlan | None:
+def create_next_digest(db: Database, wiring: Wiring) -> DigestPlan | None:
     """Render pending entries (up to the cap) and record the digest; None when nothing is new."""
+    settings = wiring.settings
     entries = store.pending_entries(db, limit=settings.max_entries)
     if not entries:
         return None
-    # Imported here: rendering pulls in Jinja, premailer and cssutils, which
-    # `digest check` (and the daemon's checks) never need.
-    from digest import render
-
     digest_id = store.next_digest_id(db)  # its archive page is named in the email it renders
-    digest = render.render_digest(entries, settings, archive_url=archive_url(settings, digest_id))
+    digest = wiring.render(entries, archive_url(settings, digest_id))
     digest_id = store.create_digest(
         db, digest.subject, digest.html, digest.text, digest.entry_ids, digest.placeholder_nonce, digest_id
     )
@@ -74,13 +72,13 @@ def archive_url(settings: Settings, digest_id: int) -> str | None:
     return f"{settings.public_url}/archive/{digest_id}" if settings.archive and settings.public_url else None
 
 
-def planned_digests(db: Database, settings: Settings, *, new_digest: bool = True) -> Iterator[DigestPlan]:
+def planned_digests(db: Database, wiring: Wiring, *, new_digest: bool = True) -> Iterator[DigestPlan]:
     """Unfinished digests first (oldest first), then (unless ``new_digest`` is off) a new one."""
     for row in store.unfinished_digests(db):
         yield stored_plan(db, row)
     if not new_digest:  # the daemon resumes between scheduled sends without starting a new digest
         return
-    plan = create_next_digest(db, settings)
+    plan = create_next_digest(db, wiring)
     if plan is not None:
         yield plan
 

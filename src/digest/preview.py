@@ -15,16 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digest import store
-from digest.config import Settings
 from digest.errors import InputError
 from digest.feedcheck import FeedReport, check_feeds
-from digest.fetch import Fetcher
-from digest.mailer import DeliveryOptions, DeliveryResult, TransportFactory, deliver
+from digest.mailer import DeliveryResult, deliver
 from digest.message import PreparedMessage
 from digest.models import Subscriber
 from digest.planning import DigestPlan, earlier_digest, planned_digests, prepared_for
-from digest.smtp import SmtpTransport
 from digest.subscribers import new_token, normalise_email
+from digest.wiring import Wiring
 
 
 @dataclass
@@ -42,14 +40,15 @@ SAMPLE_RECIPIENT = Subscriber(
 )
 
 
-def preview(settings: Settings, output_dir: Path | None, *, fetcher: Fetcher | None = None) -> Preview:
+def preview(wiring: Wiring, output_dir: Path | None) -> Preview:
     """What ``send`` would deliver now, computed in a transaction that is rolled back."""
+    settings = wiring.settings
     settings.require_feeds()
     settings.sender_address  # noqa: B018 - a preview is a complete message: From is needed
     db = store.open_snapshot(settings.db_path)
     try:
-        feeds = check_feeds(db, settings, fetcher)
-        plans = list(planned_digests(db, settings))
+        feeds = check_feeds(db, wiring)
+        plans = list(planned_digests(db, wiring))
         if not plans:
             return Preview(None, feeds, 0, 0)
         plan = plans[0]
@@ -85,14 +84,7 @@ def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recip
     return files
 
 
-def send_to_one(
-    settings: Settings,
-    address: str,
-    *,
-    digest_id: int | None = None,
-    fetcher: Fetcher | None = None,
-    transport_factory: TransportFactory | None = None,
-) -> tuple[DigestPlan, DeliveryResult]:
+def send_to_one(wiring: Wiring, address: str, *, digest_id: int | None = None) -> tuple[DigestPlan, DeliveryResult]:
     """Send the digest ``send`` would send now to one address, touching no state.
 
     With nothing due, the latest digest that went out is sent again; with
@@ -101,14 +93,15 @@ def send_to_one(
     gets a fresh Message-ID: reusing the one the real send will carry would
     let a receiver drop the real copy as a duplicate of this test.
     """
+    settings = wiring.settings
     email = normalise_email(address, allow_test_domains=settings.allow_test_domains)
     settings.sender_address  # noqa: B018 - validates DIGEST_FROM before any work
     db = store.open_snapshot(settings.db_path)
     try:
         plan = None
         if digest_id is None:
-            check_feeds(db, settings, fetcher)
-            plan = next(planned_digests(db, settings), None)
+            check_feeds(db, wiring)
+            plan = next(planned_digests(db, wiring), None)
         if plan is None:
             plan = earlier_digest(db, digest_id)
         prepared = replace(prepared_for(plan, settings), digest_key=secrets.token_hex(16))
@@ -120,8 +113,7 @@ def send_to_one(
     name, token = (known.name, known.token) if known else (None, new_token())
     status = known.status if known else "none"
     results: list[DeliveryResult] = []
-    factory = transport_factory or (lambda: SmtpTransport(settings))
-    options = DeliveryOptions(attempts=settings.send_attempts, connections=1, rate=0.0)  # one message
+    options = replace(wiring.delivery, connections=1, rate=0.0)  # one message
     recipient = Subscriber(id=0, email=email, name=name, status=status, token=token)
-    deliver(prepared, [recipient], transport_factory=factory, options=options, on_result=results.append)
+    deliver(prepared, [recipient], transport_factory=wiring.transport, options=options, on_result=results.append)
     return plan, results[0]

@@ -99,8 +99,9 @@ def welcome(
 def send(settings: Settings, message: OutgoingMessage) -> None:
     """Send one message over a connection of its own (SendError/ConnectFailure on failure)."""
     from digest.smtp import SmtpTransport
+    from digest.wiring import smtp_options
 
-    transport = SmtpTransport(settings)
+    transport = SmtpTransport(smtp_options(settings))
     try:
         transport.send(settings.sender_address.addr_spec, message)
     finally:

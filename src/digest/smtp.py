@@ -12,9 +12,9 @@ import contextlib
 import smtplib
 import ssl
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from digest.config import Settings
 from digest.errors import ConnectFailure, SendError
 from digest.message import OutgoingMessage
 
@@ -79,20 +79,36 @@ class _SmtpSsl(_Session, smtplib.SMTP_SSL):
     pass
 
 
-class SmtpTransport:
-    """One SMTP connection, opened lazily and reopened after a drop or a 421."""
+@dataclass(frozen=True)
+class SmtpOptions:
+    """Where and how to connect: the SMTP_* settings a connection needs, and nothing else.
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    Built from Settings in one place (``wiring.smtp_options``); no defaults of its own.
+    """
+
+    host: str
+    port: int
+    security: str  # none | starttls | ssl (SMTP_SECURITY)
+    username: str | None
+    password: str | None = field(repr=False)  # never in a repr, so never in a log line
+    timeout: float
+    verify_cert: bool
+
+
+class SmtpTransport:
+    """One SMTP connection, opened lazily and reopened after a drop or a 421 (a mailer.Transport)."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self.options = options
         self._smtp: _Smtp | _SmtpSsl | None = None
 
     @property
     def where(self) -> str:
-        return f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}"
+        return f"SMTP {self.options.host}:{self.options.port}"
 
     def _context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
-        if not self.settings.smtp_verify_cert:
+        if not self.options.verify_cert:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
@@ -100,7 +116,7 @@ class SmtpTransport:
     def connect(self) -> None:
         """Open, secure and authenticate. SendError for problems a retry cannot fix,
         ConnectFailure for those it might (refused, timed out, dropped, 421)."""
-        s = self.settings
+        s = self.options
         try:
             smtp = self._open()
         except SendError:
@@ -111,7 +127,7 @@ class SmtpTransport:
                 hint="check SMTP_USERNAME and SMTP_PASSWORD",
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
-            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.smtp_username else "check SMTP_SECURITY"
+            hint = "the server offers no AUTH here; check SMTP_SECURITY" if s.username else "check SMTP_SECURITY"
             raise SendError(f"{self.where}: {exc}", hint=hint) from None
         except ssl.SSLCertVerificationError as exc:
             raise SendError(
@@ -127,27 +143,27 @@ class SmtpTransport:
 
     def _open(self) -> _Smtp | _SmtpSsl:
         """The session, ready to send; on any failure the socket is closed and the error raised as is."""
-        s = self.settings
+        s = self.options
         smtp: _Smtp | _SmtpSsl | None = None
         try:
-            if s.smtp_security == "ssl":
-                smtp = _SmtpSsl(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._context())
+            if s.security == "ssl":
+                smtp = _SmtpSsl(s.host, s.port, timeout=s.timeout, context=self._context())
             else:
-                smtp = _Smtp(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+                smtp = _Smtp(s.host, s.port, timeout=s.timeout)
             smtp.ehlo()
-            if s.smtp_security == "starttls":
+            if s.security == "starttls":
                 if not smtp.has_extn("starttls"):
-                    raise SendError(f"{self.where} does not offer STARTTLS", hint=starttls_hint(s.smtp_port))
+                    raise SendError(f"{self.where} does not offer STARTTLS", hint=starttls_hint(s.port))
                 smtp.starttls(context=self._context())
                 smtp.ehlo()
-            if s.smtp_username and not smtp.has_extn("auth"):
+            if s.username and not smtp.has_extn("auth"):
                 raise SendError(
                     f"{self.where} offers no AUTH, but SMTP_USERNAME is set",
                     hint="many servers offer AUTH only after TLS (SMTP_SECURITY=starttls or ssl); "
                     "for a relay that needs no login, unset SMTP_USERNAME",
                 )
-            if s.smtp_username:
-                smtp.login(s.smtp_username, s.smtp_password or "")
+            if s.username:
+                smtp.login(s.username, s.password or "")
         except BaseException:
             _close_quietly(smtp)
             raise
