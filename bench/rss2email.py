@@ -196,13 +196,14 @@ JOB = """
 import os, sys, time
 from digest import pipeline
 from digest.config import load_settings
+from digest.wiring import wire
 
-settings = load_settings(None, dict(os.environ))
-pipeline.send(settings)  # the daemon's earlier job: everything loaded, the state up to date
+wiring = wire(load_settings(None, dict(os.environ)))
+pipeline.send(wiring)  # the daemon's earlier job: everything loaded, the state up to date
 print("ready", flush=True)
 sys.stdin.readline()
 started = time.perf_counter()
-pipeline.send(settings)
+pipeline.send(wiring)
 print(time.perf_counter() - started, flush=True)
 """
 

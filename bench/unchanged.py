@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from digest import feedcheck, store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
+from digest.wiring import wire  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "feeds" / "jekyll-rouge-atom.xml"
 FEED = SHARED if SHARED.exists() else ROOT / "examples" / "feed.xml"
@@ -68,17 +69,17 @@ def main() -> None:
         path = Path(folder) / "state.db"
         settings = load_settings(None, {"DIGEST_DB": str(path), "DIGEST_FEED_URL": url, "DIGEST_FIRST_RUN": "all"})
         db = store.open_db(path)
-        (first,) = feedcheck.check_feeds(db, settings)
+        (first,) = feedcheck.check_feeds(db, wire(settings))
         assert first.status == "ok" and first.new, first.error
         ours, baseline = [], []
         for _ in range(args.rounds):
             start = time.perf_counter()
-            (report,) = feedcheck.check_feeds(db, settings)
+            (report,) = feedcheck.check_feeds(db, wire(settings))
             ours.append(time.perf_counter() - start)
             assert report.status == "not-modified", report.status
             db.execute("UPDATE feeds SET content_hash = NULL")  # as if the previous version: parse it again
             start = time.perf_counter()
-            (report,) = feedcheck.check_feeds(db, settings)
+            (report,) = feedcheck.check_feeds(db, wire(settings))
             baseline.append(time.perf_counter() - start)
             assert report.status == "ok" and report.new == [], report.status
         db.close()
