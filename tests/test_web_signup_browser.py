@@ -102,3 +102,30 @@ def test_a_reader_leaves_by_mistake_and_comes_back_from_their_page(
         assert subscriber_rows(environ)["reader@example.org"]["status"] == "active"
     finally:
         server.stop()
+
+
+def test_with_the_challenge_on_the_page_solves_it_and_the_mail_arrives(
+    browser: Any, smtp_env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from digest.web.server import WebServer
+
+    environ = {**smtp_env, "DIGEST_SIGNUP_MIN_AGE": "0s", "DIGEST_SIGNUP_CHALLENGE": "altcha"}
+    server = WebServer(settings_from(environ), listen=("127.0.0.1", 0), timeout=5)
+    _, port = server.start()
+    try:
+        browser.get(f"http://127.0.0.1:{port}/subscribe")  # 127.0.0.1 is a secure context: WebCrypto works
+        browser.find_element(By.NAME, "email").send_keys("solver@example.org")
+        solution = browser.find_element(By.NAME, "altcha")
+        button = browser.find_element(By.CSS_SELECTOR, "button[type=submit]")
+        wait_until(lambda: solution.get_attribute("value"), "the script's solution in the hidden field")
+        assert button.is_enabled()
+        assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]  # no CSP refusal
+        button.click()
+        wait_until(lambda: "Check your inbox" in browser.page_source, "the 'check your inbox' page")
+        wait_until(lambda: smtp_server.received, "the confirmation mail")
+        assert [m.rcpt_tos for m in smtp_server.received] == [["solver@example.org"]]
+        assert subscriber_rows(environ)["solver@example.org"]["status"] == "pending"
+    finally:
+        server.stop()

@@ -11,7 +11,10 @@ and their outcomes into pages. The rules, in the order they are applied:
    DIGEST_SIGNUP_MIN_AGE and at most a day old, never used before) the
    visitor gets the hosted form back, pre-filled, with one more button
    (``ONE_MORE_STEP``). A form on a static blog therefore works in two
-   presses, and a direct POST from a script never sends mail.
+   presses, and a direct POST from a script never sends mail. With
+   DIGEST_SIGNUP_CHALLENGE=altcha the post must also carry the solution of
+   the proof-of-work challenge of the hosted page (:mod:`digest.signup_challenge`),
+   each accepted once; without it, the same answer.
 4. An address email-validator refuses gets the form again with the reason.
 5. Past DIGEST_SIGNUP_MAILS_PER_HOUR confirmation mails in the last hour,
    sign-ups get "try later" (``TRY_LATER``) and a warning is logged.
@@ -35,11 +38,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from digest import signup_mail, signup_tokens, tokens
+from digest import signup_challenge, signup_mail, signup_tokens, tokens
 from digest.config import Settings
 from digest.errors import ConfigError, ConnectFailure, InputError, SendError
 from digest.message import OutgoingMessage
@@ -68,6 +72,7 @@ class SignupForm:
     form_token: str | None = None
     honeypot: str = ""
     client: str = ""
+    challenge: str | None = None  # the solved proof-of-work (the ``altcha`` field), when it is on
 
 
 @dataclass(frozen=True)
@@ -100,15 +105,7 @@ def sign_up(
     if form.honeypot.strip():
         log.info("sign-up: honeypot field filled (a bot): nothing sent")
         return SignupAnswer(Outcome.CHECK_INBOX, form)
-    check = signup_tokens.check_form_token(
-        _secret(settings),
-        form.form_token,
-        int(now.timestamp()),
-        min_age=settings.signup_min_age,
-        max_age=FORM_TOKEN_MAX_AGE,
-    )
-    if check.problem is not None or check.nonce is None or not store.spend_form_token(db, check.nonce, now):
-        log.info("sign-up: form token %s: the form is shown again", check.problem or "replayed")
+    if not _came_from_our_page(settings, db, form, now):
         return SignupAnswer(Outcome.ONE_MORE_STEP, form)
     try:
         email = normalise_email(form.email, allow_test_domains=settings.allow_test_domains)
@@ -123,6 +120,34 @@ def sign_up(
     if not mail_confirmation(settings, db, state.subscriber, now, send):
         return SignupAnswer(Outcome.TRY_LATER, form)
     return SignupAnswer(Outcome.CHECK_INBOX, form)
+
+
+def _came_from_our_page(settings: Settings, db: Database, form: SignupForm, now: datetime) -> bool:
+    """Rule 3: a usable form token, spent now, and with the challenge on a solution, spent now too."""
+    check = signup_tokens.check_form_token(
+        _secret(settings),
+        form.form_token,
+        int(now.timestamp()),
+        min_age=settings.signup_min_age,
+        max_age=FORM_TOKEN_MAX_AGE,
+    )
+    if check.problem is not None or check.nonce is None or not store.spend_form_token(db, check.nonce, now):
+        log.info("sign-up: form token %s: the form is shown again", check.problem or "replayed")
+        return False
+    if settings.signup_challenge == "off":
+        return True
+    solved = signup_challenge.check(_secret(settings), form.challenge, now.timestamp())
+    if solved.problem is not None or solved.key is None or not store.spend_challenge(db, solved.key, now):
+        log.info("sign-up: challenge %s: the form is shown again", solved.problem or "replayed")
+        return False
+    return True
+
+
+def issue_challenge(settings: Settings, now: datetime | None = None) -> dict[str, Any] | None:
+    """A fresh proof-of-work challenge for the hosted form, or None when DIGEST_SIGNUP_CHALLENGE is off."""
+    if settings.signup_challenge == "off":
+        return None
+    return signup_challenge.issue(_secret(settings), (now or _now()).timestamp(), FORM_TOKEN_MAX_AGE)
 
 
 def _may_mail(settings: Settings, state: store.SignupState, now: datetime) -> bool:

@@ -221,6 +221,7 @@ def read_signup(src: Source) -> Fields:
     return {
         "signup": src.boolean("DIGEST_SIGNUP", "signup"),
         "signup_min_age": src.parsed("DIGEST_SIGNUP_MIN_AGE", "signup_min_age", _min_age),
+        "signup_challenge": src.choice("DIGEST_SIGNUP_CHALLENGE", "signup_challenge", ("off", "altcha")),
         "signup_per_ip": src.integer("DIGEST_SIGNUP_PER_IP", "signup_per_ip", minimum=1),
         "signup_mails_per_hour": src.integer("DIGEST_SIGNUP_MAILS_PER_HOUR", "signup_mails_per_hour", minimum=1),
         "confirm_interval": src.duration("DIGEST_CONFIRM_INTERVAL", "confirm_interval"),

@@ -19,6 +19,7 @@ from digest.models import FirstRunPolicy as FirstRunPolicy  # plain data: the st
 
 SmtpSecurity = Literal["starttls", "ssl", "none"]
 DigestMode = Literal["excerpt", "full"]
+SignupChallenge = Literal["off", "altcha"]
 
 DEFAULT_SUBJECT = "{{ feed_title }}: {{ newest.title }}{% if others %} (+{{ others }} more){% endif %}"
 # The port each security mode uses when SMTP_PORT / DIGEST_BOUNCE_IMAP_PORT is not set.
@@ -88,6 +89,7 @@ class Settings:
     # The web sign-up (double opt-in) and its limits.
     signup: bool = True
     signup_min_age: float = 3.0  # a form token younger than this is a bot's
+    signup_challenge: SignupChallenge = "off"  # off | altcha: a proof-of-work the hosted form's script solves
     signup_per_ip: int = 20  # POST /subscribe per client address per hour
     signup_mails_per_hour: int = 100  # confirmation emails per hour, all addresses together
     confirm_interval: float = 86400.0  # at most one confirmation email per address in this time

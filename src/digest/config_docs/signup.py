@@ -52,6 +52,16 @@ GROUP = Group(
             ),
         ),
         Key(
+            "DIGEST_SIGNUP_CHALLENGE",
+            default="off",
+            meaning=(
+                "`altcha`: the hosted form carries a proof-of-work challenge (ALTCHA's format) that a "
+                "small script on the page solves in about a second before the form is sent; the server "
+                "checks it and accepts each solution once. The form then needs JavaScript. "
+                "See [Sign-up form](#sign-up-form)."
+            ),
+        ),
+        Key(
             "DIGEST_WELCOME",
             default="on",
             meaning=(

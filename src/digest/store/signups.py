@@ -133,6 +133,16 @@ def spend_form_token(db: Database, nonce: str, now: datetime) -> bool:
 
 
 @guarded
+def spend_challenge(db: Database, challenge: str, now: datetime) -> bool:
+    """True the first time a solved proof-of-work ``challenge`` is presented, False ever after.
+
+    Kept with the spent form tokens (under its own prefix, so the two never
+    meet) and forgotten with them: a challenge expires with its form token.
+    """
+    return bool(spend_form_token(db, f"challenge:{challenge}", now))
+
+
+@guarded
 def purge(db: Database, now: datetime, confirm_ttl: float) -> int:
     """Forget what has expired: pending sign-ups never confirmed, old counters and spent tokens.
 

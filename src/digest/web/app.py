@@ -39,8 +39,9 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
     app = _App("digest.web", static_folder=None, template_folder=None)
     app.session_interface = security.NoSessions()
     app.jinja_loader = pages.template_loader(settings)
-    style = pages.load_style(app.jinja_loader, app.jinja_env)
+    style = pages.load_file(app.jinja_loader, app.jinja_env, "web/style.css")
     display_name = settings.sender_address.display_name if settings.sender else ""
+    prefix = urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else ""
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_BODY_BYTES,
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
         DIGEST_STYLE=style,
         DIGEST_STYLE_HASH=pages.style_hash(style),
         DIGEST_CSP=security.content_security_policy([pages.style_hash(style)]),
+        DIGEST_CSP_SCRIPTS=security.content_security_policy([pages.style_hash(style)], scripts=True),
+        DIGEST_CHALLENGE_JS=pages.load_file(app.jinja_loader, app.jinja_env, "web/challenge.js"),
+        DIGEST_PATH_PREFIX=prefix,  # DIGEST_PUBLIC_URL's path: served with or without it
         DIGEST_LIST_NAME=display_name or "this newsletter",
         DIGEST_CAP_WARNING=signup.CapWarning(),  # this app's throttle of the hourly-cap warning
     )
@@ -59,7 +63,6 @@ def create_app(settings: Settings | None = None) -> flask.Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_unavailable)
     app.register_error_handler(Exception, _server_error)
-    prefix = urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else ""
     app.wsgi_app = security.behind_proxies(  # type: ignore[method-assign,assignment]
         security.PrefixPaths(app.wsgi_app, prefix), settings.trusted_proxies
     )

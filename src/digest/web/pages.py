@@ -48,8 +48,9 @@ def style_hash(style: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode("ascii")
 
 
-def load_style(loader: jinja2.BaseLoader, environment: jinja2.Environment) -> str:
-    source, _filename, _uptodate = loader.get_source(environment, "web/style.css")
+def load_file(loader: jinja2.BaseLoader, environment: jinja2.Environment, name: str) -> str:
+    """A file under the templates as is (the stylesheet, the challenge's script): DIGEST_TEMPLATE_DIR first."""
+    source, _filename, _uptodate = loader.get_source(environment, name)
     return source
 
 

@@ -2,7 +2,10 @@
 
 * Security headers on every answer (errors included): a Content-Security-Policy
   that allows no script, no plugin, no framing and only the page's own inline
-  stylesheet by hash (never ``'unsafe-inline'``); nosniff; no Referer (tokens
+  stylesheet by hash (never ``'unsafe-inline'``); the one exception is the
+  sign-up form with DIGEST_SIGNUP_CHALLENGE=altcha, whose policy adds
+  ``script-src 'self'`` for the app's own challenge script (no inline script,
+  no eval, no worker, no connection); nosniff; no Referer (tokens
   travel in URLs); no caching of personal pages; noindex.
 * No cookies: the app has no session (a session that cannot be saved), and any
   ``Set-Cookie`` a future view might add is dropped.
@@ -35,11 +38,13 @@ BASE_HEADERS = (
 )
 
 
-def content_security_policy(style_sources: Iterable[str], *, images: bool = False) -> str:
+def content_security_policy(style_sources: Iterable[str], *, images: bool = False, scripts: bool = False) -> str:
+    """The policy of every page; ``scripts`` lets in the app's own script files (the sign-up challenge's)."""
     styles = " ".join(f"'{source}'" for source in style_sources)
     return (
         f"default-src 'none'; style-src {styles}; "
         + ("img-src https: data:; " if images else "")
+        + ("script-src 'self'; " if scripts else "")
         + "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 

@@ -8,13 +8,19 @@
   a flood past the hourly mail cap 503, both with a neutral "try later".
 * ``GET /confirm?token=T``: a page with a button, never a confirmation
   (mail scanners follow links). ``POST /confirm?token=T``: confirms.
+* ``GET /static/challenge.js``: with DIGEST_SIGNUP_CHALLENGE=altcha, the
+  script that solves the form's proof-of-work challenge (the form's page then
+  allows ``script-src 'self'``, and says under ``<noscript>`` that it needs
+  JavaScript). It is the only script the app ever serves.
 
-No JavaScript, no cookie; the honeypot field is hidden with the ``hidden``
-attribute (no inline style: the CSP allows none). All routes are 404 when
-DIGEST_SIGNUP is off.
+Otherwise no JavaScript; no cookie; the honeypot field is hidden with the
+``hidden`` attribute (no inline style: the CSP allows none). All routes are
+404 when DIGEST_SIGNUP is off.
 """
 
 from __future__ import annotations
+
+import json
 
 import flask
 
@@ -23,6 +29,7 @@ from digest.signup import Outcome, SignupForm
 from digest.web import pages
 
 blueprint = flask.Blueprint("signup", __name__)
+CHALLENGE_SCRIPT = "/static/challenge.js"
 
 _SENT = (
     "Check your inbox",
@@ -53,6 +60,7 @@ def subscribe() -> flask.Response:
         form_token=values.get("form_token"),
         honeypot=values.get("website", ""),
         client=flask.request.remote_addr or "",
+        challenge=values.get("altcha"),
     )
     answer = signup.sign_up(settings, pages.db(), submitted, cap_warning=pages.cap_warning())
     if answer.outcome is Outcome.CHECK_INBOX:
@@ -76,17 +84,34 @@ def subscribe() -> flask.Response:
 def _form_page(
     status: int, submitted: SignupForm, notice: str | None = None, error: str | None = None
 ) -> flask.Response:
-    token = signup.issue_form_token(pages.settings())
-    return pages.page_response(
+    settings = pages.settings()
+    challenge = signup.issue_challenge(settings)
+    response = pages.page_response(
         status,
         "subscribe.html.j2",
         title="Subscribe",
         email=submitted.email,
         name=submitted.name,
-        form_token=token,
+        form_token=signup.issue_form_token(settings),
+        challenge=json.dumps(challenge, separators=(",", ":")) if challenge else None,
+        script_url=flask.current_app.config["DIGEST_PATH_PREFIX"] + CHALLENGE_SCRIPT,
         notice=notice,
         error=error,
     )
+    if challenge:
+        response.headers["Content-Security-Policy"] = flask.current_app.config["DIGEST_CSP_SCRIPTS"]
+    return response
+
+
+@blueprint.get(CHALLENGE_SCRIPT)
+def challenge_script() -> flask.Response:
+    """The script that solves the form's challenge; ours, from ``templates/web/challenge.js``."""
+    if pages.settings().signup_challenge == "off":
+        flask.abort(404)
+    response = flask.make_response(flask.current_app.config["DIGEST_CHALLENGE_JS"], 200)
+    response.content_type = "text/javascript; charset=utf-8"
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 def _token() -> str | None:
