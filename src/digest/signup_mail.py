@@ -97,11 +97,13 @@ def welcome(
 
 
 def send(settings: Settings, message: OutgoingMessage) -> None:
-    """Send one message over a connection of its own (SendError/ConnectFailure on failure)."""
-    from digest.smtp import SmtpTransport
-    from digest.wiring import smtp_options
+    """Send one message over a connection of its own (SendError/ConnectFailure on failure).
 
-    transport = SmtpTransport(smtp_options(settings))
+    The connection comes from the composition root (wiring.py), like every send's.
+    """
+    from digest.wiring import wire
+
+    transport = wire(settings).transport()
     try:
         transport.send(settings.sender_address.addr_spec, message)
     finally:
