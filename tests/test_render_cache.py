@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from digest.render import bundled_template_dir
+import jinja2
+
+from digest.render import _Deferred, _premailer, _TemplateCache, bundled_template_dir
 
 
 def dry_run(env: dict[str, str], out: Path) -> str:
@@ -44,3 +47,20 @@ def test_templates_compiled_once_are_reused_and_edits_show(env: dict[str, str], 
     page = templates / "digest.html.j2"
     page.write_text(page.read_text().replace("</h1>", "</h1><p>Fresh from the edited template</p>", 1))
     assert "Fresh from the edited template" in dry_run(env, tmp_path / "three")
+
+
+def test_a_cache_folder_that_cannot_be_used_only_costs_the_compile(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({"t.j2": "Hello {{ name }}"}),
+        bytecode_cache=_TemplateCache(str(not_a_folder)),
+        autoescape=True,
+    )
+    assert env.get_template("t.j2").render(name="reader") == "Hello reader"
+
+
+def test_premailer_stand_in_for_requests_does_not_outlive_the_import() -> None:
+    _premailer()
+    assert not isinstance(sys.modules.get("requests"), _Deferred)
+    assert importlib.util.find_spec("requests") is not None

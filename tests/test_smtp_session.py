@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import smtplib
 from dataclasses import replace
+from email.headerregistry import Address
 from functools import partial
 from typing import Any
 
@@ -17,7 +18,9 @@ import pytest
 
 from digest.config import Settings
 from digest.errors import ConnectFailure
-from digest.message import OutgoingMessage
+from digest.mailer import DeliveryOptions, DeliveryResult, deliver
+from digest.message import OutgoingMessage, prepare_message
+from digest.models import Subscriber
 from digest.smtp import SmtpTransport
 from digest.wiring import smtp_options
 from helpers import RecordingHandler, free_port, running_smtp, settings_from
@@ -110,6 +113,42 @@ def test_a_failing_meanwhile_stops_the_send_before_data(env: dict[str, str]) -> 
         try:
             with pytest.raises(RuntimeError, match="database is gone"):
                 transport.send("news@fieldnotes.example.org", message(BODIES[3]), broken)
+            assert not transport.connected  # its MAIL FROM reply unread: the session is not reused
+            transport.send("news@fieldnotes.example.org", message(BODIES[0]))  # a fresh one
         finally:
-            transport.reset()
-    assert server.received == []
+            transport.close()
+    assert [got.data for got in server.received] == [BODIES[0]]
+
+
+def test_a_record_that_fails_is_tried_again_before_the_worker_ends(env: dict[str, str]) -> None:
+    # The first outcome's record fails during the second send's MAIL FROM (a locked database, say):
+    # the run stops, the second message is never accepted, and the first outcome is still recorded.
+    recorded: list[str] = []
+    failures = [RuntimeError("database is locked")]
+
+    def on_result(result: DeliveryResult) -> None:
+        if failures:
+            raise failures.pop()
+        recorded.append(result.recipient.email)
+
+    readers = [Subscriber(n, f"reader{n}@example.com", "", "active", "T" * 32) for n in (1, 2, 3)]
+    options = DeliveryOptions(attempts=1, connections=1, rate=0, backoff=0)
+    with running_smtp() as server, pytest.raises(RuntimeError, match="database is locked"):
+        deliver(
+            prepare_message(
+                subject="Weekly notes",
+                html="<p>Hello</p>",
+                text="Hello",
+                sender=Address("Field Notes", "news", "fieldnotes.example.org"),
+                digest_key="digest-1",
+                list_name="Field Notes",
+                public_url="https://fieldnotes.example.org/digest",
+                secret="s3cret-s3cret",
+            ),
+            readers,
+            transport_factory=lambda: transport_for(env, server.port),
+            options=options,
+            on_result=on_result,
+        )
+    assert recorded == ["reader1@example.com"]
+    assert [got.rcpt_tos for got in server.received] == [["reader1@example.com"]]

@@ -212,7 +212,8 @@ def deliver(
         def record() -> None:
             if unrecorded:
                 with shared:
-                    on_result(unrecorded.pop())
+                    on_result(unrecorded[0])  # kept until recorded: a failure here is retried once more
+                unrecorded.clear()
 
         try:
             transport = transport_factory()

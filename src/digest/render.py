@@ -85,6 +85,23 @@ def template_environment(settings: Settings) -> jinja2.Environment:
     return env
 
 
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's file cache, which only ever saves time: a folder that cannot be read
+    or written (full, read-only, removed meanwhile) means compiling in memory."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except OSError as exc:
+            log.debug("template cache not read: %s", exc)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError as exc:
+            log.debug("template cache not written: %s", exc)
+
+
 @cache
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs, so a run does not compile them again.
@@ -95,7 +112,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     usable folder, templates are compiled in memory as before.
     """
     try:
-        return jinja2.FileSystemBytecodeCache(pattern="digest-%s.cache")
+        return _TemplateCache(pattern="digest-%s.cache")
     except (OSError, RuntimeError) as exc:
         log.debug("no template cache: %s", exc)
         return None
@@ -120,9 +137,15 @@ def _premailer() -> Any:
     takes its place while premailer is imported, and loads the real requests
     the moment anything uses it.
     """
-    sys.modules.setdefault("requests", _Deferred("requests"))
+    stand_in = _Deferred("requests")
+    sys.modules.setdefault("requests", stand_in)
     import cssutils
     from premailer import Premailer
+
+    # premailer holds its own reference; nobody else should meet the stand-in
+    # (importlib.util.find_spec("requests") would fail on it).
+    if sys.modules.get("requests") is stand_in:
+        del sys.modules["requests"]
 
     # cssutils logs every property it does not know (mso-*, -webkit-*) at
     # WARNING; premailer would add a handler per instance. Silence it once.

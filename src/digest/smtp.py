@@ -55,7 +55,13 @@ class _Session:
         super().putcmd(cmd, args)  # type: ignore[misc]
         if cmd == "mail" and self.meanwhile is not None:
             work, self.meanwhile = self.meanwhile, None
-            work()
+            try:
+                work()
+            except BaseException:
+                # The reply to MAIL FROM is still unread: this session is out
+                # of step for good, so it is closed, never reused.
+                self.close()  # type: ignore[attr-defined]
+                raise
 
     def data(self, msg: Any) -> tuple[int, bytes]:
         if not isinstance(msg, bytes):
@@ -187,6 +193,8 @@ class SmtpTransport:
         finally:
             if self._smtp is not None and self._smtp.meanwhile is not None:
                 meanwhile, self._smtp.meanwhile = self._smtp.meanwhile, None
+            if self._smtp is not None and self._smtp.sock is None:
+                self._smtp = None  # closed under us (a failing ``meanwhile``): the next send reconnects
             if meanwhile is not None:
                 meanwhile()
 
