@@ -108,21 +108,91 @@ def test_a_test_send_changes_no_byte_and_sends_the_digest_send_then_sends(
     assert "Post 3" in received.part("plain")
 
 
-def test_a_dry_run_cannot_commit_even_when_asked() -> None:
+def test_a_dry_run_cannot_commit_even_when_asked(history: dict[str, str]) -> None:
     from digest import store
 
-    # The guarantee behind the two tests above, on the connection itself.
-    path = Path(__file__).parent / "never-written.db"
-    assert not path.exists()
-    db = store.open_snapshot(path)  # absent: an empty in-memory database, no file created
+    # The guarantee behind the two tests above, on the connection itself, on the real file.
+    db_path = Path(history["DIGEST_DB"])
+    before = fingerprint(db_path)
+    db = store.open_snapshot(db_path)
     try:
-        store.add_subscriber(db, "ada@example.com")
+        real_count = store.count_subscribers(db)
+        store.add_subscriber(db, "ada.lovelace@example.com")
         with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
             db.conn.cursor().execute("COMMIT")
-        assert store.count_subscribers(db) == 1
+        assert store.count_subscribers(db) == real_count + 1
     finally:
         db.close()
-    assert not path.exists()
+    assert fingerprint(db_path) == before
+    plain = sqlite3.connect(db_path)
+    try:
+        assert plain.execute("SELECT count(*) FROM subscribers").fetchone()[0] == real_count
+    finally:
+        plain.close()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def wal_writer(db_path: Path) -> sqlite3.Connection:
+    """A writer that keeps committed frames in -wal: no automatic checkpoint, still open."""
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("UPDATE subscribers SET email = email")
+    writer.execute(
+        "INSERT INTO subscribers (email, status, token, created, updated)"
+        " VALUES ('wal@example.com', 'active', 'wal-token', '2026-12-03T00:00:00Z', '2026-12-03T00:00:00Z')"
+    )
+    return writer
+
+
+def files_beside(db_path: Path) -> dict[str, str]:
+    return {p.name: sha(p) for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)}
+
+
+def test_a_dry_run_leaves_a_live_writers_wal_frames_in_place(history: dict[str, str], tmp_path: Path) -> None:
+    db_path = Path(history["DIGEST_DB"])
+    writer = wal_writer(db_path)
+    try:
+        wal = db_path.with_name(db_path.name + "-wal")
+        assert wal.stat().st_size > 0
+        main_before, wal_before = sha(db_path), sha(wal)
+
+        dry = run_cli(["send", "--dry-run", "--json", "--output", str(tmp_path / "preview")], history)
+
+        assert dry.exit_code == 0, dry.output
+        assert json.loads(dry.output)["digest"]["recipients"] == 4  # the writer's committed row is seen
+        assert (sha(db_path), wal.exists(), sha(wal)) == (main_before, True, wal_before)
+    finally:
+        writer.close()
+
+
+def test_a_dry_run_leaves_a_killed_writers_wal_frames_in_place(history: dict[str, str], tmp_path: Path) -> None:
+    db_path = Path(history["DIGEST_DB"])
+    copy = tmp_path / "killed"
+    copy.mkdir()
+    writer = wal_writer(db_path)
+    try:
+        for suffix in ("", "-wal", "-shm"):  # the three files as a kill -9 would leave them
+            (copy / f"{db_path.name}{suffix}").write_bytes(db_path.with_name(db_path.name + suffix).read_bytes())
+    finally:
+        writer.close()
+    copied = copy / db_path.name
+    before = files_beside(copied)
+    assert (copy / f"{db_path.name}-wal").stat().st_size > 0
+
+    dry = run_cli(
+        ["send", "--dry-run", "--json", "--output", str(tmp_path / "preview")], {**history, "DIGEST_DB": str(copied)}
+    )
+
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["digest"]["recipients"] == 4
+    after = files_beside(copied)
+    assert {k: v for k, v in after.items() if not k.endswith("-shm")} == {
+        k: v for k, v in before.items() if not k.endswith("-shm")
+    }  # the main file and -wal, byte for byte; -shm is only the readers' index
+    assert set(after) == set(before)
 
 
 def test_send_status_send_on_a_real_file(history: dict[str, str], smtp_server: SmtpServer) -> None:

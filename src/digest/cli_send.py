@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where a dry run writes digest.html/.txt/.eml (default: a new temporary folder).",
+    help="Where a dry run writes digest.html/.txt/.eml (default: a new, kept digest-preview-* folder in $TMPDIR).",
 )
 @click.option(
     "--to", "to_email", metavar="EMAIL", help="Send the current digest to this one address only (a test send)."

@@ -58,11 +58,11 @@ def preview(wiring: Wiring, output_dir: Path | None) -> Preview:
         prepared = prepared_for(plan, settings)
         message = prepared.personalise(recipient, datetime.now(UTC))
         result = Preview(plan, feeds, recipients, len(plans) - 1, message.data)
-        if output_dir is not None:
-            result.files = write_preview(output_dir, message.data, prepared, recipient)
-        return result
     finally:
-        db.close()
+        db.close()  # rolls back and releases the write lock before any file is written
+    if output_dir is not None:
+        result.files = write_preview(output_dir, message.data, prepared, recipient)
+    return result
 
 
 def write_preview(output_dir: Path, eml: bytes, prepared: PreparedMessage, recipient: Subscriber) -> dict[str, Path]:

@@ -24,11 +24,30 @@ Memory is the page cache plus the pages the dry run changes (a few feed and
 digest rows), whatever the size of the database. The cost: from its first
 write to its end a dry run holds the write lock, as a real run's transaction
 would; other writers wait for it (busy_timeout).
+
+Checkpoints. A rolled-back transaction never commits, so the automatic
+checkpoint (``wal_autocheckpoint``, run by SQLite's WAL hook after a commit)
+cannot fire, and digest never runs ``PRAGMA wal_checkpoint``. The one other
+trigger is closing the last connection to the file: SQLite then checkpoints
+the -wal file into the main file and deletes -wal and -shm. The content is
+the same, the bytes are not. When a -wal file with frames is left beside the
+file (a writer killed mid-run, or a daemon holding the file open), that
+close would rewrite the main file. So:
+
+* Python >= 3.12: the connection is opened with
+  ``SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE``, so its close never checkpoints;
+* Python 3.11 has no ``setconfig``: when the -wal file is non-empty at open,
+  the dry run works on an in-memory copy (``backup`` from a read-only
+  connection, which cannot checkpoint) instead, at the old memory cost. An
+  empty or absent -wal has nothing to checkpoint. What remains on 3.11 is a
+  race: a daemon that opens the file and commits during the dry run, then
+  closes before it, leaves the dry run to close last over those frames.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +134,58 @@ class NeverCommits(sqlite3.Connection):
         return sqlite3.SQLITE_OK
 
 
-@guarded
-def open_snapshot(path: Path) -> Database:
-    """The database at ``path`` for a dry run: changes are seen here and never reach the file.
+def _wal_has_frames(path: Path) -> bool:
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
-    When ``path`` does not exist, an empty in-memory database (a dry run creates no file).
-    Close it (``db.close()``) to roll everything back and release the write lock.
-    """
-    target = str(path) if path.exists() else ":memory:"
+
+def _connect(path: Path, target: str) -> NeverCommits:
     try:
         conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, factory=NeverCommits)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
     assert isinstance(conn, NeverCommits)
+    return conn
+
+
+def _copy_into_memory(path: Path) -> NeverCommits:
+    """An in-memory copy of ``path`` and its -wal frames, read without a checkpoint (see above)."""
+    memory = _connect(path, ":memory:")
+    try:
+        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            source.backup(memory)
+        finally:
+            source.close()  # read-only: its close cannot checkpoint or delete -wal
+    except sqlite3.DatabaseError as exc:
+        memory.close()
+        raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
+    return memory
+
+
+def _open_connection(path: Path) -> NeverCommits:
+    if not path.exists():
+        return _connect(path, ":memory:")  # a dry run creates no file
+    if sys.version_info >= (3, 12):
+        conn = _connect(path, str(path))
+        conn.setconfig(sqlite3.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, True)
+        return conn
+    if _wal_has_frames(path):
+        return _copy_into_memory(path)  # 3.11: closing the real file here could checkpoint it
+    return _connect(path, str(path))
+
+
+@guarded
+def open_snapshot(path: Path) -> Database:
+    """The database at ``path`` for a dry run: changes are seen here and never reach the file.
+
+    When ``path`` does not exist, an empty in-memory database (a dry run creates no file);
+    on Python 3.11 with a non-empty -wal file, an in-memory copy (see the module's docstring).
+    Close it (``db.close()``) to roll everything back and release the write lock.
+    """
+    conn = _open_connection(path)
     conn.set_authorizer(conn._authorize)
     try:
         mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
