@@ -40,9 +40,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(work)
     # `send --dry-run` without --output keeps its preview in a new temporary
     # folder for the user; in tests that folder lands under tmp_path, not /tmp.
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # Only that folder: other temporary paths (dovecot's sockets) must stay short.
+    make = tempfile.mkdtemp
+
+    def mkdtemp(suffix: str | None = None, prefix: str | None = None, dir: str | None = None) -> str:
+        if prefix == "digest-preview-" and dir is None:
+            dir = str(tmp_path)
+        return make(suffix, prefix, dir)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
 
 
 @pytest.fixture
