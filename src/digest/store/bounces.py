@@ -80,12 +80,21 @@ def apply_event(
         counted = kind in ("hard", "soft") and counted_today is None
         if counted:
             score += 1.0 if kind == "hard" else 0.5
-        new_status, reason = status, None
-        if status == "active":
-            if kind == "complaint":
-                new_status, reason = "unsubscribed", "complaint"
-            elif counted and (score >= policy.threshold or (kind == "hard" and policy.hard_immediate)):
-                new_status, reason = "bounced", "bounce"
+        # A complaint or a bounce ends every way back but the owner's (a complaint's live
+        # link dies too): whatever the state, not only for an active address. A bounced row
+        # stays bounced: `reactivate` undoes exactly that.
+        old_reason = subscriber.unsubscribe_reason
+        new_status, reason = status, old_reason
+        if kind == "complaint" and status != "bounced":
+            new_status, reason = "unsubscribed", "complaint"
+        elif (
+            counted
+            and status != "bounced"
+            and old_reason != "complaint"
+            and (score >= policy.threshold or (kind == "hard" and policy.hard_immediate))
+        ):
+            new_status, reason = "bounced", "bounce"
+        changed = (new_status, reason) != (status, old_reason)
         if not dry_run:
             db.execute(
                 """INSERT INTO bounces (subscriber_id, digest_id, kind, status_code, diagnostic, received,
@@ -93,10 +102,10 @@ def apply_event(
                 [sid, digest_id, kind, status_code, diagnostic, to_text(when), source, message_key, int(counted)],
             )
             db.execute("UPDATE subscribers SET bounce_score = ? WHERE id = ?", [score, sid])
-            if new_status != status:
-                db.execute("UPDATE subscribers SET status = ?, unsubscribe_reason = ?, updated = ? WHERE id = ?",
-                           [new_status, reason, to_text(utcnow()), sid])  # fmt: skip
-    return AppliedBounce(sid, subscriber.email, kind, score, new_status, new_status != status)
+            if changed:
+                db.execute("UPDATE subscribers SET status = ?, unsubscribe_reason = ?, confirm_nonce = NULL, "
+                           "updated = ? WHERE id = ?", [new_status, reason, to_text(utcnow()), sid])  # fmt: skip
+    return AppliedBounce(sid, subscriber.email, kind, score, new_status, changed)
 
 
 @guarded

@@ -126,16 +126,20 @@ def _leaving_reason(subscriber: Subscriber, reason: str) -> str:
 def unsubscribe_token(db: Database, token: str, reason: str = "one-click") -> Subscriber | None:
     """Unsubscribe by link (``reason``: one-click or page): the subscriber for ``token``, or None.
 
-    A bounced address is marked unsubscribed too: the person asked to leave,
-    which is the stronger record. One UPDATE, so the write lock is held for
-    microseconds even while a send is running. An address already
-    unsubscribed keeps the reason it left with.
+    One UPDATE whose WHERE decides, so a bounce processed between reading
+    the row and writing it is never overwritten: a bounced address stays
+    bounced (it gets nothing either way, and only ``reactivate`` undoes a
+    bounce), and the caller still answers with the neutral success page. An
+    address already unsubscribed keeps the reason it left with.
     """
     subscriber = get_by_token(db, token)
     if subscriber is None:
         return None
-    if subscriber.status != "unsubscribed":
-        set_subscriber_status(db, subscriber.id, "unsubscribed", _leaving_reason(subscriber, reason))
+    db.execute(
+        "UPDATE subscribers SET status = 'unsubscribed', unsubscribe_reason = ?, updated = ? "
+        "WHERE token = ? AND status NOT IN ('unsubscribed', 'bounced')",
+        [reason, to_text(utcnow()), token],
+    )
     return subscriber
 
 
