@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from digest import store
 from digest.store import signups
-from helpers import add_subscribers
+from helpers import add_subscribers, run_cli
 
 WHEN = datetime(2026, 11, 1, 9, tzinfo=UTC)
 POLICY = store.BouncePolicy(threshold=3.0, hard_immediate=True, reset=timedelta(days=30))
@@ -33,7 +35,7 @@ def _event(db: Any, email: str, kind: str, key: str) -> store.AppliedBounce:
 def _live_link(db: Any, email: str) -> tuple[str, str]:
     subscriber = store.get_by_email(db, email)
     assert subscriber is not None
-    signups.start_confirmation(db, subscriber.id, "nonce-1", WHEN)
+    assert signups.start_confirmation(db, subscriber, "nonce-1", WHEN)
     return subscriber.token, "nonce-1"
 
 
@@ -125,5 +127,43 @@ def test_a_bounce_after_a_complaint_keeps_the_complaint(env: dict[str, str]) -> 
         _event(db, "pia@example.com", "complaint", "c1")
         _event(db, "pia@example.com", "hard", "h1")  # `reactivate` would otherwise undo it without consent
         assert _row(env, "pia@example.com")[:2] == ("unsubscribed", "complaint")
+    finally:
+        db.close()
+
+
+def test_a_complaint_on_a_bounced_address_needs_consent_to_come_back(env: dict[str, str]) -> None:
+    add_subscribers(env, "rita@example.com")
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        _event(db, "rita@example.com", "hard", "h1")
+        assert _row(env, "rita@example.com")[:2] == ("bounced", "bounce")
+        assert _event(db, "rita@example.com", "complaint", "c1").changed
+        assert _row(env, "rita@example.com")[:2] == ("unsubscribed", "complaint")
+    finally:
+        db.close()
+    result = run_cli(["subscribers", "reactivate", "rita@example.com"], env)
+    assert result.exit_code == 2, result.output
+    assert "reported the digest as spam" in result.output
+    assert _row(env, "rita@example.com")[:2] == ("unsubscribed", "complaint")
+
+
+def test_a_complaint_between_the_decision_and_the_mail_sends_nothing(env: dict[str, str]) -> None:
+    from digest import signup
+    from helpers import settings_from
+
+    add_subscribers(env, "sara@example.com")
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        subscriber = store.get_by_email(db, "sara@example.com")
+        assert subscriber is not None
+        store.unsubscribe_token(db, subscriber.token)
+        state = signups.request_signup(db, "sara@example.com", None, WHEN)  # the decision to mail...
+        assert state.subscriber.left_by_themselves
+        _event(db, "sara@example.com", "complaint", "c1")  # ...then a complaint lands
+        sent: list[Any] = []
+        with pytest.raises(signup.StaleSubscriber):
+            signup.mail_confirmation(settings_from(env), db, state.subscriber, WHEN, lambda *a, **k: sent.append(a))
+        assert sent == []
+        assert _row(env, "sara@example.com")[:3] == ("unsubscribed", "complaint", None)
     finally:
         db.close()

@@ -70,8 +70,11 @@ def from_page(
         return Resubscribe.NOT_ALLOWED
     if state.confirm_sent is not None and now - state.confirm_sent < timedelta(seconds=settings.confirm_interval):
         return Resubscribe.RECENTLY_MAILED
-    if not signup.mail_confirmation(settings, db, state.subscriber, now, send):
-        return Resubscribe.TRY_LATER
+    try:
+        if not signup.mail_confirmation(settings, db, state.subscriber, now, send):
+            return Resubscribe.TRY_LATER
+    except signup.StaleSubscriber:
+        return Resubscribe.NOT_ALLOWED
     return Resubscribe.MAILED
 
 

@@ -117,8 +117,11 @@ def sign_up(
     state = store.request_signup(db, email, clean_name(form.name), now)
     if not _may_mail(settings, state, now):
         return SignupAnswer(Outcome.CHECK_INBOX, form)
-    if not mail_confirmation(settings, db, state.subscriber, now, send):
-        return SignupAnswer(Outcome.TRY_LATER, form)
+    try:
+        if not mail_confirmation(settings, db, state.subscriber, now, send):
+            return SignupAnswer(Outcome.TRY_LATER, form)
+    except StaleSubscriber:
+        pass  # the same neutral answer: the form tells nobody what happened to an address
     return SignupAnswer(Outcome.CHECK_INBOX, form)
 
 
@@ -158,6 +161,10 @@ def _may_mail(settings: Settings, state: store.SignupState, now: datetime) -> bo
     return not recent
 
 
+class StaleSubscriber(InputError):
+    """The address changed between the decision to mail it and the mail: nothing was sent."""
+
+
 def mail_confirmation(
     settings: Settings,
     db: Database,
@@ -170,13 +177,17 @@ def mail_confirmation(
     """Mail ``subscriber`` a new confirmation link (the only live one); False if sending failed.
 
     With ``raise_errors`` the SendError/ConnectFailure is raised instead (after the same clean-up).
+    If the row changed since ``subscriber`` was read (a complaint or bounce landed meanwhile),
+    nothing is mailed and :class:`StaleSubscriber` is raised.
     """
     nonce = signup_tokens.new_nonce()
     expires = int(now.timestamp() + settings.confirm_ttl)
     token = signup_tokens.confirm_token(_secret(settings), subscriber.token, nonce, expires)
     link = f"{tokens.public_base(settings.public_url)}/confirm?token={quote(token)}"
     message = signup_mail.confirmation(settings, subscriber.email, link, settings.confirm_ttl / 86400, now)
-    store.start_confirmation(db, subscriber.id, nonce, now)  # before sending: the link works on arrival
+    if not store.start_confirmation(db, subscriber, nonce, now):  # before sending: the link works on arrival
+        log.info("sign-up: subscriber %d changed meanwhile: no confirmation mailed", subscriber.id)
+        raise StaleSubscriber(f"{subscriber.email} changed while the confirmation was prepared (nothing sent)")
     try:
         send(settings, message)
     except (SendError, ConnectFailure) as exc:

@@ -81,11 +81,12 @@ def apply_event(
         if counted:
             score += 1.0 if kind == "hard" else 0.5
         # A complaint or a bounce ends every way back but the owner's (a complaint's live
-        # link dies too): whatever the state, not only for an active address. A bounced row
-        # stays bounced: `reactivate` undoes exactly that.
+        # link dies too): whatever the state, not only for an active address. A complaint
+        # about a bounced address wins too (it reached them, and `reactivate` must not
+        # bring them back without their consent); a bounce never overwrites a complaint.
         old_reason = subscriber.unsubscribe_reason
         new_status, reason = status, old_reason
-        if kind == "complaint" and status != "bounced":
+        if kind == "complaint":
             new_status, reason = "unsubscribed", "complaint"
         elif (
             counted

@@ -51,18 +51,28 @@ def request_signup(db: Database, email: str, name: str | None, now: datetime) ->
             f"SELECT {_COLUMNS}, confirm_sent, unsubscribe_reason FROM subscribers WHERE email = ?",  # noqa: S608
             [email],
         ).fetchone()
-    return SignupState(Subscriber(*found[:5]), created, from_text(found[5]), found[6])
+    return SignupState(Subscriber(*found[:5], unsubscribe_reason=found[6]), created, from_text(found[5]), found[6])
 
 
 @guarded
-def start_confirmation(db: Database, subscriber_id: int, nonce: str, now: datetime) -> None:
-    """Record that a confirmation with ``nonce`` is being mailed now (only that link will work)."""
+def start_confirmation(db: Database, subscriber: Subscriber, nonce: str, now: datetime) -> bool:
+    """Record that a confirmation with ``nonce`` is being mailed now (only that link will work).
+
+    Only while the row is still in the state ``subscriber`` was read in: a
+    complaint or bounce processed since then makes this False and nothing is
+    recorded, so the caller mails nothing (the decision to mail was taken on
+    a state that no longer holds).
+    """
     with write_transaction(db):
-        db.execute(
-            "UPDATE subscribers SET confirm_nonce = ?, confirm_sent = ? WHERE id = ?",
-            [nonce, to_text(now), subscriber_id],
+        cursor = db.execute(
+            "UPDATE subscribers SET confirm_nonce = ?, confirm_sent = ? "
+            "WHERE id = ? AND status = ? AND COALESCE(unsubscribe_reason, '') = ?",
+            [nonce, to_text(now), subscriber.id, subscriber.status, subscriber.unsubscribe_reason or ""],
         )
+        if cursor.rowcount != 1:
+            return False
         db.execute("INSERT INTO signup_events (kind, client, at) VALUES ('mail', '', ?)", [to_text(now)])
+    return True
 
 
 @guarded
