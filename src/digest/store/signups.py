@@ -51,7 +51,8 @@ def request_signup(db: Database, email: str, name: str | None, now: datetime) ->
             f"SELECT {_COLUMNS}, confirm_sent, unsubscribe_reason FROM subscribers WHERE email = ?",  # noqa: S608
             [email],
         ).fetchone()
-    return SignupState(Subscriber(*found[:5], unsubscribe_reason=found[6]), created, from_text(found[5]), found[6])
+    subscriber = Subscriber(found[0], found[1], found[2], found[3], found[4], unsubscribe_reason=found[6])
+    return SignupState(subscriber, created, from_text(found[5]), found[6])
 
 
 @guarded
