@@ -34,17 +34,9 @@ from pathlib import Path
 
 from email_validator import validate_email
 
+from _data import export_address, make_csv, valid_address
 from digest import csvimport, csvread, store, subscribers
 from digest.errors import InputError
-
-
-def make_csv(path: Path, rows: int) -> None:
-    with path.open("w", encoding="utf-8", newline="") as out:
-        out.write('"Email Address","First Name","Last Name",OPTIN_TIME\r\n')
-        for n in range(rows):
-            # Mixed case and a few invalid rows, like real exports.
-            email = f"Reader.{n:07d}@Example{n % 97}.com" if n % 1000 else f"broken-{n}"
-            out.write(f'{email},Reader,"Number {n}","2020-01-01 00:00:00"\r\n')
 
 
 def timed(label: str, func: object) -> float:
@@ -75,7 +67,7 @@ def main() -> None:
             good = sum(1 for item in parsed if isinstance(item, csvread.CsvRow))
             return f"{good} valid rows parsed"
 
-        addresses = [f"Reader.{n:07d}@Example{n % 97}.com" for n in range(baseline_rows)]
+        addresses = [valid_address(n) for n in range(baseline_rows)]
 
         def validate_new() -> str:
             return f"{len({subscribers.normalise_email(a) for a in addresses})} addresses (cached fast path)"
@@ -96,8 +88,7 @@ def main() -> None:
             added = 0
             for n in range(baseline_rows):
                 try:
-                    store.add_subscriber(naive, f"Reader.{n:07d}@Example{n % 97}.com" if n % 1000 else
-                                               f"broken-{n}", f"Reader Number {n}")  # fmt: skip
+                    store.add_subscriber(naive, export_address(n), f"Reader Number {n}")
                     added += 1
                 except InputError:
                     pass

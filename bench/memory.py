@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from aiosmtpd.controller import Controller  # noqa: E402
 
-from digest import store  # noqa: E402
+from _data import build_db, invalid_rows, make_csv  # noqa: E402
 
-NOW = "2026-12-01T08:00:00+00:00"
+DOMAIN = "bench-mail.org"
 HTML = "<p>" + "An archived digest paragraph. " * 2700 + "</p>"  # about 80 KB, like a real digest
 
 
@@ -64,50 +64,6 @@ class Case:
 class Discard:
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         return "250 OK"
-
-
-def build_db(path: Path, subscribers: int, digests: int) -> None:
-    store.open_db(path).close()  # the real schema, every migration applied
-    conn = sqlite3.connect(path)
-    # Bulk-load without the tally triggers, then count once, as the migration does.
-    triggers = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'deliveries'"
-    ).fetchall()
-    with conn:
-        for name, _ in triggers:
-            conn.execute(f"DROP TRIGGER {name}")
-        conn.executemany(
-            "INSERT INTO subscribers (email, name, status, token, created, updated, source) "
-            "VALUES (?, ?, 'active', ?, ?, ?, 'bench')",
-            ((f"reader{n}@bench-mail.org", f"Reader {n}", f"tok{n:020d}", NOW, NOW) for n in range(subscribers)),
-        )
-        for digest in range(1, digests + 1):
-            conn.execute(
-                "INSERT INTO digests (id, created, subject, status, html, text, entry_count, started_at, finished_at) "
-                "VALUES (?, ?, ?, 'sent', ?, 'x', 3, ?, ?)",
-                [digest, NOW, f"Digest {digest}", HTML, NOW, NOW],
-            )
-            conn.executemany(
-                "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, sent_at) VALUES (?, ?, ?, 1, ?)",
-                ((digest, n + 1, "failed" if n % 500 == 0 else "sent", NOW) for n in range(subscribers)),
-            )
-        conn.execute("DELETE FROM delivery_tallies")
-        conn.execute(
-            "INSERT INTO delivery_tallies (digest_id, status, n) "
-            "SELECT digest_id, status, COUNT(*) FROM deliveries GROUP BY digest_id, status"
-        )
-        for _, sql in triggers:
-            conn.execute(sql)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-
-
-def make_csv(path: Path, rows: int) -> None:
-    with path.open("w", encoding="utf-8", newline="") as out:
-        out.write('"Email Address","First Name","Last Name",OPTIN_TIME\r\n')
-        for n in range(rows):
-            email = f"Reader.{n:07d}@Example{n % 97}.com" if n % 1000 else f"broken-{n}"
-            out.write(f'{email},Reader,"Number {n}","2020-01-01 00:00:00"\r\n')
 
 
 # Runs digest's __main__ in this process and, at exit, writes the process's
@@ -156,7 +112,9 @@ def sha256(path: Path) -> str:
 
 def run_case(case: Case, folder: Path, base_env: dict[str, str], send_seconds: float) -> dict[str, float]:
     db = folder / f"{case.name}.db"
-    builder = multiprocessing.Process(target=build_db, args=(db, case.subscribers, case.digests))
+    builder = multiprocessing.Process(
+        target=build_db, args=(db, case.subscribers, case.digests), kwargs={"domain": DOMAIN, "html": HTML}
+    )
     builder.start()  # in a child, so this process stays small
     builder.join()
     assert builder.exitcode == 0, "building the database failed"
@@ -187,7 +145,7 @@ def run_import(rows: int, folder: Path, base_env: dict[str, str]) -> float:
     conn = sqlite3.connect(target)
     imported = conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0]
     conn.close()
-    assert imported == rows - len(range(0, rows, 1000)), imported
+    assert imported == rows - invalid_rows(rows), imported
     csv_file.unlink()
     target.unlink()
     return peak

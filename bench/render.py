@@ -20,46 +20,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from digest import layout, render
-from digest.config import Settings, load_settings
-from digest.feeds import parse_feed
-from digest.fetch import FetchResult
-from digest.models import StoredEntry
-from digest.placeholders import Placeholders
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the entries of a feed file, built as the tests build them
+
+from digest import layout, render  # noqa: E402
+from digest.config import Settings, load_settings  # noqa: E402
+from digest.models import StoredEntry  # noqa: E402
+from digest.placeholders import Placeholders  # noqa: E402
+from helpers import stored_entries_from  # noqa: E402
 
 ROUNDS = 5
 SCALING_ROUNDS = 7
-ROOT = Path(__file__).resolve().parents[1]
 SHARED_FEED = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "jekyll-rouge-atom.xml"
-
-
-def stored_entries(feed_path: Path) -> list[StoredEntry]:
-    parsed = parse_feed(FetchResult(url=str(feed_path), status=200, body=feed_path.read_bytes()))
-    now = datetime(2026, 11, 21, tzinfo=UTC)
-    return [
-        StoredEntry(
-            id=number,
-            feed_id=1,
-            feed_title=parsed.title,
-            feed_site_url=parsed.site_url,
-            key=entry.key,
-            title=entry.title,
-            link=entry.link,
-            author=entry.author,
-            published=entry.published,
-            first_seen=now,
-            summary_html=entry.summary_html,
-            content_html=entry.content_html,
-            tags=entry.tags,
-            enclosures=entry.enclosures,
-        )
-        for number, entry in enumerate(parsed.entries, start=1)
-    ]
 
 
 def main() -> None:
@@ -90,7 +68,7 @@ def main() -> None:
         )
 
     settings = settings_for(args.mode)
-    entries = stored_entries(args.feed)
+    entries = stored_entries_from(args.feed)
     stats = layout.RenderStats()
     render.render_digest(entries, settings, stats=stats)
     timings, digest = [], None

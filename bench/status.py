@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sqlite_utils import Database  # noqa: E402
 
-from digest import status, store  # noqa: E402
+from _data import build_db, failed_deliveries  # noqa: E402
+from digest import status  # noqa: E402
 from digest.config import load_settings  # noqa: E402
 from digest.store import bounces, digests  # noqa: E402
 
@@ -51,30 +52,6 @@ def counted_tallies(db: Database, digest_ids: list[int]) -> dict[int, dict[str, 
         sent, failed, deferred = db.execute(_COUNTED, {"d": digest_id}).fetchone()
         out[digest_id] = {"sent": sent, "failed": failed, "deferred": deferred}
     return out
-
-
-def build(path: Path, subscribers: int, digests: int) -> None:
-    store.open_db(path).close()  # the real schema, every migration applied
-    conn = sqlite3.connect(path)
-    now = "2026-12-01T08:00:00+00:00"
-    with conn:
-        conn.executemany(
-            "INSERT INTO subscribers (email, name, status, token, created, updated, source) "
-            "VALUES (?, ?, 'active', ?, ?, ?, 'bench')",
-            ((f"reader{n}@example.org", f"Reader {n}", f"tok{n:020d}", now, now) for n in range(subscribers)),
-        )
-        for digest in range(1, digests + 1):
-            conn.execute(
-                "INSERT INTO digests (id, created, subject, status, html, text, entry_count, started_at, finished_at) "
-                "VALUES (?, ?, ?, 'sent', '<p>x</p>', 'x', 3, ?, ?)",
-                [digest, now, f"Digest {digest}", now, now],
-            )
-            conn.executemany(
-                "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, sent_at) VALUES (?, ?, ?, 1, ?)",
-                ((digest, n + 1, "failed" if n % 500 == 0 else "sent", now) for n in range(subscribers)),
-            )
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
 
 
 def timed(path: Path, rounds: int, *, counting: bool = False) -> tuple[float, status.StatusReport]:
@@ -111,7 +88,7 @@ def main() -> None:
         args.subscribers, args.digests, args.rounds = 1000, 2, 2
     with tempfile.TemporaryDirectory() as folder:
         ours = Path(folder) / "status.db"
-        build(ours, args.subscribers, args.digests)
+        build_db(ours, args.subscribers, args.digests, domain="example.org", html="<p>x</p>")
         before = Path(folder) / "before.db"
         shutil.copy(ours, before)
         conn = sqlite3.connect(before)
@@ -121,7 +98,7 @@ def main() -> None:
         mine, report = timed(ours, args.rounds)
         again, _ = timed(before, args.rounds, counting=True)  # the baseline on both sides of ours
     assert [(r.sent, r.failed) for r in counted.digests] == [(r.sent, r.failed) for r in report.digests]
-    failed_each = len(range(0, args.subscribers, 500))
+    failed_each = failed_deliveries(args.subscribers)
     expected = [(args.subscribers - failed_each, failed_each)] * min(args.digests, 10)
     assert [(row.sent, row.failed) for row in report.digests] == expected, report.digests
     baseline = statistics.median([base, again])

@@ -27,7 +27,8 @@ EXPECTED = {
 
 
 def test_every_benchmark_is_covered() -> None:
-    assert sorted(p.name for p in BENCH.glob("*.py")) == sorted(EXPECTED)
+    # bench/_*.py are what the benchmarks share (bench/_data.py), not benchmarks.
+    assert sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")) == sorted(EXPECTED)
 
 
 @pytest.mark.slow
