@@ -9,7 +9,8 @@
 * the one polling helper, ``wait_until``, for conditions another thread or
   process makes true (its deadline bounds a failure; it is not a timing
   assertion);
-* the entries of a feed file as the store hands them to rendering.
+* a small Atom file of given posts, ``write_atom_feed``, and the entries of a
+  feed file as the store hands them to rendering, ``stored_entries_from``.
 
 Fixtures built on these live in ``conftest.py``. Everything listens on
 127.0.0.1 with a port the OS picks; nothing leaves the machine.
@@ -330,6 +331,26 @@ def chromium(*, block_remote: bool = False) -> Iterator[Any]:
 
 
 # --- rendering ------------------------------------------------------------------------
+
+
+def write_atom_feed(path: Path, name: str, title: str, posts: dict[str, str]) -> Path:
+    """An Atom file of ``posts`` (title -> HTML content), newest first: one a day back from 2026-11-20.
+
+    The feed's id is ``urn:NAME`` and each post's ``urn:NAME:N``; at most 19 posts.
+    """
+    entries = "".join(
+        f"<entry><title>{post}</title><id>urn:{name}:{number}</id>"
+        f'<link href="https://blog.example.org/{number}"/><updated>2026-11-{20 - number:02d}T08:00:00Z</updated>'
+        f'<content type="html"><![CDATA[{body}]]></content></entry>'
+        for number, (post, body) in enumerate(posts.items())
+    )
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f'<title>{title}</title><id>urn:{name}</id><link href="https://blog.example.org/"/>'
+        f"<updated>2026-11-20T08:00:00Z</updated>{entries}</feed>",
+        encoding="utf-8",
+    )
+    return path
 
 
 def stored_entries_from(feed_path: Path) -> list[Any]:

@@ -16,7 +16,7 @@ import pytest
 from lxml import html as lxml_html
 
 from digest import codeblocks, render
-from helpers import settings_from, stored_entries_from
+from helpers import settings_from, stored_entries_from, write_atom_feed
 
 MONOKAI = ("#f8f8f2", "#272822", "#f92672", "#a6e22e", "#e6db74", "#75715e")
 LONG_PROSE = "".join(
@@ -43,27 +43,11 @@ POSTS = {
 _COLOUR = re.compile(r"(?:^|;)\s*color:\s*(#[0-9a-fA-F]{6})")
 
 
-def _feed(path: Path) -> Path:
-    entries = "".join(
-        f"<entry><title>{title}</title><id>urn:code-first:{number}</id>"
-        f'<link href="https://blog.example.org/{number}"/><updated>2026-11-{20 - number:02d}T08:00:00Z</updated>'
-        f'<content type="html"><![CDATA[{body}]]></content></entry>'
-        for number, (title, body) in enumerate(POSTS.items())
-    )
-    path.write_text(
-        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        '<title>Code first</title><id>urn:code-first</id><link href="https://blog.example.org/"/>'
-        f"<updated>2026-11-20T08:00:00Z</updated>{entries}</feed>",
-        encoding="utf-8",
-    )
-    return path
-
-
 @pytest.mark.parametrize("mode", ["excerpt", "full"])
 def test_a_leading_or_lone_code_block_gets_the_panel_and_readable_colours(
     tmp_path: Path, env: dict[str, str], mode: str
 ) -> None:
-    entries = stored_entries_from(_feed(tmp_path / "code-first.atom"))
+    entries = stored_entries_from(write_atom_feed(tmp_path / "code-first.atom", "code-first", "Code first", POSTS))
     settings = settings_from({**env, "DIGEST_MODE": mode, "DIGEST_EXCERPT_WORDS": "10"})
     document = lxml_html.document_fromstring(render.render_digest(entries, settings).html)
     bodies = {

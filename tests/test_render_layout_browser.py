@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from digest import render
-from helpers import FIXTURES, SHARED_FEED, chromium, settings_from, stored_entries_from
+from helpers import FIXTURES, SHARED_FEED, chromium, settings_from, stored_entries_from, write_atom_feed
 
 FEEDS = sorted(p for p in (FIXTURES / "render").iterdir() if p.suffix in (".atom", ".rss", ".xml"))
 WIDTHS = (390, 1280)
@@ -214,18 +214,8 @@ def test_the_divider_between_posts_is_stronger_than_a_rule_inside_one(
     browser: Any, tmp_path: Path, env: dict[str, str]
 ) -> None:
     # Light and dark (prefers-color-scheme emulated), with and without <style>.
-    feed = tmp_path / "rules.atom"
-    posts = "".join(
-        f"<entry><title>Post {n}</title><id>urn:rules:{n}</id><link href='https://blog.example.org/{n}'/>"
-        f"<updated>2026-11-2{n}T08:00:00Z</updated><content type='html'>"
-        "<![CDATA[<p>Before the rule.</p><hr><p>After the rule.</p>]]></content></entry>"
-        for n in (1, 2)
-    )
-    feed.write_text(
-        "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'><title>Rules</title>"
-        f"<id>urn:rules</id><updated>2026-11-22T08:00:00Z</updated>{posts}</feed>",
-        encoding="utf-8",
-    )
+    posts = {f"Post {n}": "<p>Before the rule.</p><hr><p>After the rule.</p>" for n in (1, 2)}
+    feed = write_atom_feed(tmp_path / "rules.atom", "rules", "Rules", posts)
     digest = render.render_digest(stored_entries_from(feed), settings_from({**env, "DIGEST_MODE": "full"}))
     problems = []
     for styled, scheme in ((True, "light"), (True, "dark"), (False, "light")):

@@ -15,7 +15,7 @@ from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
 from digest import codeblocks, render
-from helpers import settings_from, stored_entries_from
+from helpers import settings_from, stored_entries_from, write_atom_feed
 
 POSTS = {
     # Chroma's line wrappers kept, its token classes gone (a theme with highlighting done in JS).
@@ -41,24 +41,11 @@ POSTS = {
 }
 
 
-def _feed(path: Path) -> Path:
-    entries = "".join(
-        f"<entry><title>{title}</title><id>urn:rehighlight:{number}</id>"
-        f'<link href="https://blog.example.org/{number}"/><updated>2026-11-{20 - number:02d}T08:00:00Z</updated>'
-        f'<content type="html"><![CDATA[<p>Before the code.</p>{body}<p>After it.</p>]]></content></entry>'
-        for number, (title, body) in enumerate(POSTS.items())
-    )
-    path.write_text(
-        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        '<title>Re-highlight</title><id>urn:rehighlight</id><link href="https://blog.example.org/"/>'
-        f"<updated>2026-11-20T08:00:00Z</updated>{entries}</feed>",
-        encoding="utf-8",
-    )
-    return path
-
-
 def _blocks(tmp_path: Path, env: dict[str, str]) -> dict[str, HtmlElement]:
-    entries = stored_entries_from(_feed(tmp_path / "rehighlight.atom"))
+    wrapped = {title: f"<p>Before the code.</p>{body}<p>After it.</p>" for title, body in POSTS.items()}
+    entries = stored_entries_from(
+        write_atom_feed(tmp_path / "rehighlight.atom", "rehighlight", "Re-highlight", wrapped)
+    )
     digest = render.render_digest(entries, settings_from({**env, "DIGEST_MODE": "full"}))
     document = lxml_html.document_fromstring(digest.html)
     blocks = {}
