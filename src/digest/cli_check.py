@@ -1,6 +1,6 @@
 """``digest check``: fetch the feeds, record new entries, list what is new (click). Thin, like cli.py.
 
-``feed_json`` and ``posts`` also shape the feed part of ``digest send``'s output (cli_send.py).
+``feed_json`` and ``elsewhere_note`` also shape the feed part of ``digest send``'s output (cli_send.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def check(app: App, as_json: bool, retry_gone: bool) -> None:
 
 
 def _feed_lines(report: feedcheck.FeedReport, settings: Settings) -> list[str]:
-    name = report.title or report.url
+    name = report.name
     # Failure messages begin with the URL; prefix the title only when there is one.
     prefix = f"{report.title}: " if report.title else ""
     if report.status == "gone":
@@ -65,7 +65,7 @@ def _feed_lines(report: feedcheck.FeedReport, settings: Settings) -> list[str]:
     else:
         lines = [f"{name}: {count}"]
     if report.elsewhere:
-        lines.append(f"  {posts(report.elsewhere)} already known under another feed address: not sent again")
+        lines.append(f"  {elsewhere_note(report)}")
     if report.moved_to:
         lines.append(f"  moved permanently to {report.moved_to}: fetched from there now; update DIGEST_FEED_URL")
     if report.warning:
@@ -102,6 +102,11 @@ def feed_json(report: feedcheck.FeedReport) -> dict[str, Any]:
             for e in report.new
         ],
     }
+
+
+def elsewhere_note(report: feedcheck.FeedReport) -> str:
+    """The note on a feed's posts already known under another feed address (``check`` and ``send`` print it)."""
+    return f"{posts(report.elsewhere)} already known under another feed address: not sent again"
 
 
 def posts(count: int) -> str:

@@ -16,7 +16,7 @@ import click
 
 from digest import exitcodes
 from digest.cli_app import App, pass_app
-from digest.cli_check import feed_json, posts
+from digest.cli_check import elsewhere_note, feed_json
 from digest.errors import DigestError
 
 if TYPE_CHECKING:
@@ -185,15 +185,12 @@ def _echo_feed_notes(feeds: list[feedcheck.FeedReport], settings: Settings, *, d
         if feed.failed:
             click.echo(f"Warning: feed {feed.url} failed: {feed.error}", err=True)
         if feed.elsewhere:
-            click.echo(
-                f"Note: {feed.title or feed.url}: {posts(feed.elsewhere)} already known under another "
-                "feed address: not sent again"
-            )
+            click.echo(f"Note: {feed.name}: {elsewhere_note(feed)}")
         if not feed.failed and feed.first_run and feed.skipped:
             older = "1 older post" if feed.skipped == 1 else f"{feed.skipped} older posts"
             verb = "would be" if dry_run else ("was" if feed.skipped == 1 else "were")
             click.echo(
-                f"Note: {feed.title or feed.url}: first check: {older} {verb} marked as already sent; "
+                f"Note: {feed.name}: first check: {older} {verb} marked as already sent; "
                 f"DIGEST_FIRST_RUN={settings.first_run}"
             )
 

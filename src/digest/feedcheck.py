@@ -45,6 +45,11 @@ class FeedReport:
     def failed(self) -> bool:
         return self.status in ("error", "gone")
 
+    @property
+    def name(self) -> str:
+        """What the commands call the feed: its title, else its URL."""
+        return self.title or self.url
+
 
 def check_feeds(db: Database, wiring: Wiring, *, retry_gone: bool = False) -> list[FeedReport]:
     """Check every configured feed, one after another; a failure never stops the others."""
