@@ -5,7 +5,8 @@
 * one HTTP feed server, ``FeedHost``, whose paths answer like a real web
   server (validators and 304, gzip, stalls);
 * the CLI through click's runner, ``run_cli``, and the one way tests add
-  subscribers, ``add_subscribers``;
+  subscribers, ``add_subscribers``; ``app_target``, the web app's path for a
+  mailed link;
 * the one polling helper, ``wait_until``, for conditions another thread or
   process makes true (its deadline bounds a failure; it is not a timing
   assertion);
@@ -33,6 +34,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -291,6 +293,16 @@ def wait_until(
             extra = f"\n{details()}" if details is not None else ""
             pytest.fail(f"{reason} waiting for {what}{extra}")
         time.sleep(interval)
+
+
+def app_target(url: str) -> str:
+    """The path and query the web app answers for a link digest mailed.
+
+    Mails link to DIGEST_PUBLIC_URL (``https://fieldnotes.example.org/digest``
+    in the tests); the app itself serves that prefix at ``/``.
+    """
+    parts = urlsplit(url)
+    return parts.path.removeprefix("/digest") + "?" + parts.query
 
 
 # --- a real browser -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from digest import pipeline, store, tokens
 from digest.mailer import DeliveryOptions
 from digest.web.server import WebServer
 from digest.wiring import wire
-from helpers import SmtpServer, add_subscribers, run_cli, settings_from, subscriber_rows
+from helpers import SmtpServer, add_subscribers, app_target, run_cli, settings_from, subscriber_rows
 
 FAST = DeliveryOptions(attempts=2, backoff=0, connections=2, rate=0.0)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "templates"
@@ -91,8 +91,7 @@ def site(site_env: dict[str, str]) -> Iterator[Site]:
 def confirm_path(smtp_server: SmtpServer, to: str) -> str:
     [mail] = [m for m in smtp_server.received if to in m.rcpt_tos and "Confirm" in str(m.message["Subject"])]
     [url] = set(re.findall(r"https://\S+/confirm\?token=\S+", mail.part("plain")))
-    parts = urlsplit(str(url))
-    return parts.path.removeprefix("/digest") + "?" + parts.query
+    return app_target(str(url))
 
 
 def write_feed(path: Path, titles: list[str]) -> None:

@@ -11,12 +11,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from digest.wiring import wire
-from helpers import SmtpServer, chromium, settings_from, subscriber_rows, wait_until
+from helpers import SmtpServer, app_target, chromium, settings_from, subscriber_rows, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "templates"
 
@@ -51,8 +50,7 @@ def test_a_reader_signs_up_confirms_and_is_welcomed(
 
         wait_until(lambda: smtp_server.received, "the confirmation mail")
         [url] = re.findall(r"https://\S+/confirm\?token=\S+", smtp_server.received[0].part("plain"))
-        link = urlsplit(url)
-        browser.get(f"http://127.0.0.1:{port}{link.path.removeprefix('/digest')}?{link.query}")
+        browser.get(f"http://127.0.0.1:{port}{app_target(url)}")
         assert subscriber_rows(environ)["reader@example.org"]["status"] == "pending"
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait_until(lambda: "You are subscribed" in browser.page_source, "the confirmation page")
@@ -79,11 +77,10 @@ def test_a_reader_leaves_by_mistake_and_comes_back_from_their_page(
     add_subscribers(environ, "reader@example.org")
     pipeline.send(wire(settings_from(environ)))
     [url] = set(re.findall(r"https://\S+/subscriber\?token=\S+", smtp_server.received[0].part("plain")))
-    page = urlsplit(url)
     server = WebServer(settings_from(environ), listen=("127.0.0.1", 0), timeout=5)
     _, port = server.start()
     try:
-        browser.get(f"http://127.0.0.1:{port}{page.path.removeprefix('/digest')}?{page.query}")
+        browser.get(f"http://127.0.0.1:{port}{app_target(url)}")
         button = browser.find_element(By.CSS_SELECTOR, "button[type=submit]")
         assert button.text == "Unsubscribe"
         assert button.value_of_css_property("background-color") == "rgba(31, 35, 40, 1)"  # the CSP let the style in
@@ -95,8 +92,7 @@ def test_a_reader_leaves_by_mistake_and_comes_back_from_their_page(
         wait_until(lambda: "Check your inbox" in browser.page_source, "the 'check your inbox' page")
         wait_until(lambda: len(smtp_server.received) == 2, "the confirmation mail")
         [confirm] = re.findall(r"https://\S+/confirm\?token=\S+", smtp_server.received[1].part("plain"))
-        link = urlsplit(confirm)
-        browser.get(f"http://127.0.0.1:{port}{link.path.removeprefix('/digest')}?{link.query}")
+        browser.get(f"http://127.0.0.1:{port}{app_target(confirm)}")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait_until(lambda: "You are subscribed" in browser.page_source, "the confirmation page")
         assert subscriber_rows(environ)["reader@example.org"]["status"] == "active"

@@ -17,7 +17,7 @@ import pytest
 from digest import pipeline, store, tokens
 from digest.store import BouncePolicy
 from digest.wiring import wire
-from helpers import SmtpServer, add_subscribers, run_cli, settings_from, subscriber_rows
+from helpers import SmtpServer, add_subscribers, app_target, run_cli, settings_from, subscriber_rows
 from test_web_signup import FAST, Site, confirm_path, serve, write_feed
 
 PAGE_LINK = re.compile(r"https://fieldnotes\.example\.org/digest/subscriber\?token=[A-Za-z0-9_.-]+")
@@ -54,8 +54,7 @@ def page_target(smtp_server: SmtpServer, to: str, title: str) -> str:
     html_links = {link.replace("&amp;", "&") for link in PAGE_LINK.findall(mail.part("html"))}
     assert len(text_links) == 1 and text_links == html_links, (text_links, html_links)
     assert "Manage your subscription" in mail.part("plain") and "Manage your subscription" in mail.part("html")
-    parts = urlsplit(text_links.pop())
-    return str(parts.path.removeprefix("/digest") + "?" + parts.query)
+    return app_target(text_links.pop())
 
 
 def token_of(environ: dict[str, str], email: str) -> str:
