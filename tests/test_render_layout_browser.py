@@ -28,6 +28,13 @@ def browser() -> Iterator[Any]:
         yield driver
 
 
+def _viewport(browser: Any, width: int) -> None:
+    """A window ``width`` CSS pixels wide and 900 high, at one device pixel per CSS pixel."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+
+
 @pytest.fixture
 def pages(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, Path, list[str]]]:
     folder = tmp_path
@@ -94,9 +101,7 @@ def test_code_lines_wrap_only_where_the_server_wrapped_them_on_a_phone(
         path = tmp_path / "jekyll-full-styled.html"
         path.write_text(digest.html, encoding="utf-8")
         pages = [*pages, (path.stem, path, [])]
-    browser.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 900, "deviceScaleFactor": 1, "mobile": False}
-    )
+    _viewport(browser, 390)
     # A phone's scrollbar overlays the page; desktop Chromium's would take 15 px of the 390.
     browser.execute_cdp_cmd("Emulation.setScrollbarsHidden", {"hidden": True})
     try:
@@ -113,10 +118,7 @@ def test_fixture_digests_fit_phone_and_desktop_with_and_without_style(
     assert pages
     problems = []
     for width in WIDTHS:
-        browser.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-        )
+        _viewport(browser, width)
         for name, path, titles in pages:
             browser.get(path.as_uri())
             scroll, inner = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth];")
@@ -144,10 +146,7 @@ def test_footer_links_are_tap_targets_of_at_least_44_px(browser: Any, pages: lis
     # With and without <style>: the padding that makes the target is inlined on the link itself.
     problems, measured = [], 0
     for width in WIDTHS:
-        browser.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-        )
+        _viewport(browser, width)
         for name, path, _ in pages:
             browser.get(path.as_uri())
             links = browser.execute_script(FOOTER_LINKS)
@@ -176,10 +175,7 @@ def test_a_digest_with_the_more_posts_list_fits_phone_and_desktop(
         path = tmp_path / f"links-{styled}.html"
         path.write_text(html, encoding="utf-8")
         for width in WIDTHS:
-            browser.execute_cdp_cmd(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-            )
+            _viewport(browser, width)
             browser.get(path.as_uri())
             scroll, inner, lines = browser.execute_script(
                 "return [document.documentElement.scrollWidth, window.innerWidth,"
