@@ -134,13 +134,7 @@ class Daemon:
             return  # not recorded as run: the next start catches up
         started = self.clock()
         try:
-            outcome = pipeline.send_locked(
-                self.db,
-                self.wiring,
-                stop=self.stop,
-                check=False,
-                progress=daemon_watch.ProgressLog(),
-            )
+            outcome = self._send(new_digest=True)
         except DigestError as exc:
             summary = f"failed: {exc}"
             log.error("send (%s): %s; %s", reason, exc, self._unfinished_note())
@@ -177,14 +171,7 @@ class Daemon:
 
     def _resume(self) -> None:
         try:
-            outcome = pipeline.send_locked(
-                self.db,
-                self.wiring,
-                stop=self.stop,
-                check=False,
-                new_digest=False,
-                progress=daemon_watch.ProgressLog(),
-            )
+            outcome = self._send(new_digest=False)
         except Exception as exc:
             # Retried at every check: say so once, not every time.
             level = logging.DEBUG if self._resume_failing else logging.ERROR
@@ -198,6 +185,17 @@ class Daemon:
             log.info("resume: sending works again")
         self._resume_failing = False
         self._log_outcome("resume", outcome)
+
+    def _send(self, *, new_digest: bool) -> pipeline.SendOutcome:
+        """The daemon's send: under its lock, stopped by its stop event, the feeds already checked, progress logged."""
+        return pipeline.send_locked(
+            self.db,
+            self.wiring,
+            stop=self.stop,
+            check=False,
+            new_digest=new_digest,
+            progress=daemon_watch.ProgressLog(),
+        )
 
     def _log_outcome(self, what: str, outcome: pipeline.SendOutcome) -> str:
         """Log what the pipeline's own lines do not say; return a one-line summary for `digest status`."""
