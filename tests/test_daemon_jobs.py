@@ -263,7 +263,7 @@ def test_unexpected_error_in_a_job_is_logged_with_the_digest_and_does_not_escape
         def connect(self) -> None:
             pass
 
-        def send(self, sender: str, message: Any, meanwhile: Any = None) -> None:
+        def send(self, sender: str, message: Any, meanwhile: Any = None, ahead: Any = None) -> None:
             raise RuntimeError("a bug in the transport")
 
         def reset(self) -> None:

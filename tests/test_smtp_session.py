@@ -3,12 +3,15 @@
 DATA dot-stuffs with bytes.replace (the server must get the message back
 byte for byte), and ``meanwhile`` (the previous delivery's record) runs
 exactly once per send, before the server can accept the message, whether
-the send succeeds, is refused or cannot connect at all.
+the send succeeds, is refused or cannot connect at all. ``ahead`` (the next
+recipient's copy) runs while the server reads the data, before its reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
+import threading
 from dataclasses import replace
 from email.headerregistry import Address
 from functools import partial
@@ -120,6 +123,86 @@ def test_a_failing_meanwhile_stops_the_send_before_data(env: dict[str, str]) -> 
     assert [got.data for got in server.received] == [BODIES[0]]
 
 
+class WaitsForAhead(RecordingHandler):
+    """Answers DATA only once the client's ``ahead`` work has run: proof that it ran before the reply was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ahead_ran = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        ran = await asyncio.get_running_loop().run_in_executor(None, self.ahead_ran.wait, 30)
+        self.ahead_ran.clear()
+        if not ran:
+            return "451 4.3.0 ahead never ran while the data was being read"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_ahead_runs_once_while_the_server_reads_the_data(env: dict[str, str]) -> None:
+    handler = WaitsForAhead()
+    runs: list[int] = []
+
+    def ahead(n: int) -> None:
+        runs.append(n)
+        handler.ahead_ran.set()
+
+    with running_smtp(handler) as server:
+        transport = transport_for(env, server.port)
+        try:
+            for n in range(3):
+                transport.send("news@fieldnotes.example.org", message(BODIES[3]), None, partial(ahead, n))
+        finally:
+            transport.close()
+    assert runs == [0, 1, 2]
+    assert [got.data for got in server.received] == [BODIES[3]] * 3
+
+
+def test_ahead_does_not_run_when_the_recipient_is_refused(env: dict[str, str]) -> None:
+    events: list[str] = []
+    with running_smtp(Ordered(events, refuse=True)) as server:
+        transport = transport_for(env, server.port)
+        try:
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                transport.send("news@fieldnotes.example.org", message(BODIES[3]), None, lambda: events.append("ahead"))
+        finally:
+            transport.close()
+    assert events == []
+
+
+def _weekly() -> Any:
+    return prepare_message(
+        subject="Weekly notes",
+        html="<p>Hello</p>",
+        text="Hello",
+        sender=Address("Field Notes", "news", "fieldnotes.example.org"),
+        digest_key="digest-1",
+        list_name="Field Notes",
+        public_url="https://fieldnotes.example.org/digest",
+        secret="s3cret-s3cret",
+    )
+
+
+def test_an_error_taking_the_next_recipient_comes_after_this_message_is_recorded(env: dict[str, str]) -> None:
+    # The subscriber list fails while the first message's data is being read (the next
+    # recipient is taken then): the first outcome is still read and recorded, the run stops.
+    def readers() -> Any:
+        yield Subscriber(1, "reader1@example.com", "", "active", "T" * 32)
+        raise RuntimeError("the subscriber list is gone")
+
+    recorded: list[str] = []
+    options = DeliveryOptions(attempts=1, connections=1, rate=0, backoff=0)
+    with running_smtp() as server, pytest.raises(RuntimeError, match="subscriber list is gone"):
+        deliver(
+            _weekly(),
+            readers(),
+            transport_factory=lambda: transport_for(env, server.port),
+            options=options,
+            on_result=lambda result: recorded.append(result.recipient.email),
+        )
+    assert recorded == ["reader1@example.com"]
+    assert [got.rcpt_tos for got in server.received] == [["reader1@example.com"]]
+
+
 def test_a_record_that_fails_is_tried_again_before_the_worker_ends(env: dict[str, str]) -> None:
     # The first outcome's record fails during the second send's MAIL FROM (a locked database, say):
     # the run stops, the second message is never accepted, and the first outcome is still recorded.
@@ -135,16 +218,7 @@ def test_a_record_that_fails_is_tried_again_before_the_worker_ends(env: dict[str
     options = DeliveryOptions(attempts=1, connections=1, rate=0, backoff=0)
     with running_smtp() as server, pytest.raises(RuntimeError, match="database is locked"):
         deliver(
-            prepare_message(
-                subject="Weekly notes",
-                html="<p>Hello</p>",
-                text="Hello",
-                sender=Address("Field Notes", "news", "fieldnotes.example.org"),
-                digest_key="digest-1",
-                list_name="Field Notes",
-                public_url="https://fieldnotes.example.org/digest",
-                secret="s3cret-s3cret",
-            ),
+            _weekly(),
             readers,
             transport_factory=lambda: transport_for(env, server.port),
             options=options,

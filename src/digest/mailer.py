@@ -11,7 +11,11 @@ message's MAIL FROM (``meanwhile``, so the commit costs no round trip of its
 own), and always before that next message can be accepted: at most one
 accepted message per connection is ever not yet committed, which bounds what
 a kill -9 can duplicate to the messages in flight, one per connection
-(design invariant 2).
+(design invariant 2). It also takes and personalises its next recipient
+while the server reads this message's data (``ahead``), so that work too
+overlaps a wait instead of adding to every message's turn; a recipient taken
+that way and not sent (a stop, a fatal error) is simply not recorded, and
+goes out on the next run.
 
 Replies are classified:
 
@@ -111,9 +115,16 @@ class Transport(Protocol):
 
     def connect(self) -> None: ...
 
-    def send(self, sender: str, message: OutgoingMessage, meanwhile: Callable[[], None] | None = None) -> None:
+    def send(
+        self,
+        sender: str,
+        message: OutgoingMessage,
+        meanwhile: Callable[[], None] | None = None,
+        ahead: Callable[[], None] | None = None,
+    ) -> None:
         """Send one message; run ``meanwhile`` (when given) exactly once during the call, before the
-        server can accept the message, even when the send fails."""
+        server can accept the message, even when the send fails. ``ahead`` (when given) may run at
+        most once, while the server reads the message's data; a transport may ignore it."""
 
     def reset(self) -> None: ...  # forget the connection after an error; the next send reconnects
 
@@ -190,14 +201,14 @@ def deliver(
                 return None
             return orphans.pop() if orphans else next(pending, None)
 
-    def retire(recipient: Subscriber, exc: ConnectFailure) -> bool:
+    def retire(recipients: list[Subscriber], exc: ConnectFailure) -> bool:
         """Give up this connection while others still work (a provider that allows
-        fewer connections, one that drops some); its recipient goes to another."""
+        fewer connections, one that drops some); its recipients go to another."""
         with shared:
             if working[0] <= 1:
                 return False
             working[0] -= 1
-            orphans.append(recipient)
+            orphans.extend(recipients)
         # Worth a warning only if the server works at all: otherwise the
         # last connection's error says it all.
         log.log(
@@ -205,9 +216,14 @@ def deliver(
         )
         return True
 
+    def personalised(recipient: Subscriber | None) -> tuple[Subscriber, OutgoingMessage] | None:
+        return None if recipient is None else (recipient, prepared.personalise(recipient, datetime.now(UTC)))
+
     def worker() -> None:
         transport: Transport | None = None
         unrecorded: list[DeliveryResult] = []  # the last outcome, recorded during the next send
+        ahead: list[tuple[Subscriber, OutgoingMessage]] = []  # the next copy, made during this send
+        trouble: list[BaseException] = []  # what making it raised, raised once this outcome is known
 
         def record() -> None:
             if unrecorded:
@@ -215,13 +231,34 @@ def deliver(
                     on_result(unrecorded[0])  # kept until recorded: a failure here is retried once more
                 unrecorded.clear()
 
+        def make_next() -> None:
+            if ahead or trouble:
+                return
+            try:
+                if (upcoming := personalised(next_recipient())) is not None:
+                    ahead.append(upcoming)
+            except BaseException as exc:  # never inside the SMTP exchange: the reply is still due
+                trouble.append(exc)
+
+        def take() -> tuple[Subscriber, OutgoingMessage] | None:
+            if trouble:
+                raise trouble.pop()
+            if not ahead:
+                return personalised(next_recipient())
+            if stop.is_set() or state.abort.is_set():
+                return None  # taken, never sent, never recorded: it goes out on the next run
+            return ahead.pop()
+
         try:
             transport = transport_factory()
-            while (recipient := next_recipient()) is not None:
+            while (turn := take()) is not None:
+                recipient, message = turn
                 try:
-                    result = _send_one(transport, sender, prepared, recipient, options, limiter, state, stop, record)
+                    result = _send_one(
+                        transport, sender, recipient, message, options, limiter, state, stop, record, make_next
+                    )
                 except ConnectFailure as exc:
-                    if retire(recipient, exc):
+                    if retire([recipient, *(upcoming for upcoming, _ in ahead)], exc):
                         return
                     raise  # the last connection: the server is gone, stop the run
                 finally:
@@ -264,18 +301,18 @@ def deliver(
 def _send_one(
     transport: Transport,
     sender: str,
-    prepared: PreparedMessage,
     recipient: Subscriber,
+    message: OutgoingMessage,
     options: DeliveryOptions,
     limiter: RateLimiter,
     state: _RunState,
     stop: threading.Event,
     meanwhile: Callable[[], None] | None = None,
+    ahead: Callable[[], None] | None = None,
 ) -> DeliveryResult | None:
     """One recipient, with retries. None when ``stop`` interrupts a wait (still undelivered).
 
-    ``meanwhile`` goes to the first send (see SmtpTransport.send)."""
-    message = prepared.personalise(recipient, datetime.now(UTC))
+    ``meanwhile`` goes to the first send, ``ahead`` to every one (see SmtpTransport.send)."""
     error = "not attempted"
     attempts = max(1, options.attempts)
     for attempt in range(1, attempts + 1):
@@ -285,7 +322,7 @@ def _send_one(
                 transport.connect()
                 state.count_connected()
             work, meanwhile = meanwhile, None
-            transport.send(sender, message, work)
+            transport.send(sender, message, work, ahead)
             return DeliveryResult(recipient, "sent", attempt, message.message_id)
         except (smtplib.SMTPException, OSError, ConnectFailure) as exc:
             failure = _failed_attempt(exc, transport, sender, recipient, state, last=attempt == attempts)

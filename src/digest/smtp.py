@@ -25,6 +25,10 @@ class _Session:
     * ``meanwhile``: work run once, right after MAIL FROM is on the wire,
       while the server reads it (the previous message's delivery record), so
       that work costs no round trip of its own.
+    * ``ahead``: work run once, right after the message's data is on the
+      wire, while the server reads it (the next recipient's copy). It must
+      not raise (the reply is still unread); if it does, the session is
+      closed as for ``meanwhile``.
     * MAIL FROM and RCPT TO take the addresses as they are: digest has
       validated and normalised them already (plain dot-atom local parts),
       so they go out in angle brackets without smtplib's address parser,
@@ -36,6 +40,7 @@ class _Session:
     """
 
     meanwhile: Callable[[], None] | None = None
+    ahead: Callable[[], None] | None = None
 
     def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
         if any(option.lower() == "smtputf8" for option in options):
@@ -55,13 +60,16 @@ class _Session:
         super().putcmd(cmd, args)  # type: ignore[misc]
         if cmd == "mail" and self.meanwhile is not None:
             work, self.meanwhile = self.meanwhile, None
-            try:
-                work()
-            except BaseException:
-                # The reply to MAIL FROM is still unread: this session is out
-                # of step for good, so it is closed, never reused.
-                self.close()  # type: ignore[attr-defined]
-                raise
+            self._while_the_server_reads(work)
+
+    def _while_the_server_reads(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException:
+            # A reply is still unread: this session is out of step for good,
+            # so it is closed, never reused.
+            self.close()  # type: ignore[attr-defined]
+            raise
 
     def data(self, msg: Any) -> tuple[int, bytes]:
         if not isinstance(msg, bytes):
@@ -74,6 +82,9 @@ class _Session:
             stuffed = b"." + stuffed
         ending = b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n"
         self.send(stuffed + ending)  # type: ignore[attr-defined]
+        if self.ahead is not None:
+            work, self.ahead = self.ahead, None
+            self._while_the_server_reads(work)
         return self.getreply()  # type: ignore[attr-defined,no-any-return]
 
 
@@ -179,18 +190,28 @@ class SmtpTransport:
     def connected(self) -> bool:
         return self._smtp is not None
 
-    def send(self, sender: str, message: OutgoingMessage, meanwhile: Callable[[], None] | None = None) -> None:
+    def send(
+        self,
+        sender: str,
+        message: OutgoingMessage,
+        meanwhile: Callable[[], None] | None = None,
+        ahead: Callable[[], None] | None = None,
+    ) -> None:
         """Send one message. ``meanwhile`` runs exactly once during the call and before the
-        server can accept the message (while it reads MAIL FROM), even when the send fails."""
+        server can accept the message (while it reads MAIL FROM), even when the send fails.
+        ``ahead`` runs at most once, while the server reads the message's data."""
         try:
             if self._smtp is None:
                 self.connect()
             smtp = self._smtp
             assert smtp is not None
             smtp.meanwhile, meanwhile = meanwhile, None
+            smtp.ahead = ahead
             options = ["SMTPUTF8"] if not message.recipient.isascii() else []
             smtp.sendmail(message.envelope_from or sender, [message.recipient], message.data, mail_options=options)
         finally:
+            if self._smtp is not None:
+                self._smtp.ahead = None  # not run (the send failed before its data): the caller does it
             if self._smtp is not None and self._smtp.meanwhile is not None:
                 meanwhile, self._smtp.meanwhile = self._smtp.meanwhile, None
             if self._smtp is not None and self._smtp.sock is None:
