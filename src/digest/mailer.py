@@ -38,10 +38,8 @@ Replies are classified:
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +48,8 @@ from typing import Protocol
 from digest.errors import ConnectFailure, SendError
 from digest.message import OutgoingMessage, PreparedMessage
 from digest.models import Subscriber
-from digest.smtp import describe, reply_text, sender_refused_hint
+from digest.ratelimit import RateLimiter
+from digest.smtp import describe, mailbox_full, reply_text, sender_refused_hint
 
 log = logging.getLogger(__name__)
 
@@ -63,39 +62,6 @@ class DeliveryResult:
     message_id: str | None
     error: str | None = None
     refused: bool = False  # a 5xx that names the address itself (the subscriber bounces)
-
-
-def _mailbox_full(code: int, reply: bytes | str) -> bool:
-    """A full mailbox (552, or enhanced status 5.2.2/4.2.2) is soft: the reader may empty it.
-
-    Retrying at once does not help, so it is deferred to a later run (see
-    store.RETRY_SPACING) instead of failing the address for good.
-    """
-    text = reply_text(reply)
-    if text.startswith(("5.2.2", "4.2.2")):
-        return True
-    # A bare 552 is "exceeded storage allocation"; with an enhanced status
-    # other than 5.2.x (5.3.4: message too big) it is about the message.
-    return code == 552 and (text.startswith("5.2.") or not re.match(r"[45]\.\d+\.\d+", text))
-
-
-class RateLimiter:
-    """At most ``rate`` messages per second across all workers (0: unlimited)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            stop.wait(slot - now)
 
 
 class Transport(Protocol):
@@ -380,7 +346,7 @@ def _refused_recipient(exc: smtplib.SMTPRecipientsRefused, transport: Transport,
     error = f"{code} {reply_text(reply)}"
     if code == 421:
         transport.reset()  # smtplib closed the socket
-    elif _mailbox_full(code, reply):
+    elif mailbox_full(code, reply):
         return _Failure(error, "deferred")
     elif 500 <= code < 600:
         return _Failure(error, "failed", refused=True)
@@ -401,7 +367,7 @@ def _refused_data(exc: smtplib.SMTPResponseException, transport: Transport) -> _
     error = describe(exc)
     if exc.smtp_code == 421:
         transport.reset()
-    elif _mailbox_full(exc.smtp_code, exc.smtp_error):
+    elif mailbox_full(exc.smtp_code, exc.smtp_error):
         return _Failure(error, "deferred")
     elif 500 <= exc.smtp_code < 600:
         # After DATA a 5xx is usually about the message (spam, size),

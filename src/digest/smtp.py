@@ -9,6 +9,7 @@ no STARTTLS, no AUTH) and a ``ConnectFailure`` when it might.
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Sequence
@@ -266,3 +267,17 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {reply_text(exc.smtp_error)}"
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def mailbox_full(code: int, reply: bytes | str) -> bool:
+    """A full mailbox (552, or enhanced status 5.2.2/4.2.2) is soft: the reader may empty it.
+
+    Retrying at once does not help, so it is deferred to a later run (see
+    store.RETRY_SPACING) instead of failing the address for good.
+    """
+    text = reply_text(reply)
+    if text.startswith(("5.2.2", "4.2.2")):
+        return True
+    # A bare 552 is "exceeded storage allocation"; with an enhanced status
+    # other than 5.2.x (5.3.4: message too big) it is about the message.
+    return code == 552 and (text.startswith("5.2.") or not re.match(r"[45]\.\d+\.\d+", text))
