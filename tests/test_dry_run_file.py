@@ -131,6 +131,45 @@ def test_a_dry_run_cannot_commit_even_when_asked(history: dict[str, str]) -> Non
         plain.close()
 
 
+def _lock_is_free(db_path: Path) -> bool:
+    other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+def test_reads_take_no_lock_and_a_write_inside_a_query_savepoint_is_rolled_back(history: dict[str, str]) -> None:
+    from digest import store
+
+    db_path = Path(history["DIGEST_DB"])
+    before = fingerprint(db_path)
+    db = store.open_snapshot(db_path)
+    try:
+        assert next(iter(db.query("SELECT count(*) AS n FROM subscribers")))["n"] == 3  # sqlite-utils: a savepoint
+        assert _lock_is_free(db_path)
+        written = list(db.query("INSERT INTO state (key, value) VALUES ('k', 'v') RETURNING key"))  # the same path
+        assert written == [{"key": "k"}]
+        assert not _lock_is_free(db_path)  # the write opened the dry run's transaction
+
+        def two_writes_the_second_failing() -> None:
+            with db.atomic():
+                db.execute("INSERT INTO state (key, value) VALUES ('k2', 'v2')")
+                db.execute("INSERT INTO state (key, value) VALUES ('k', 'again')")
+
+        with pytest.raises(sqlite3.IntegrityError):
+            two_writes_the_second_failing()
+        assert [row["key"] for row in db.query("SELECT key FROM state ORDER BY key")] == ["k"]  # k2 undone
+    finally:
+        db.close()
+    assert fingerprint(db_path) == before
+    assert _lock_is_free(db_path)
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -210,3 +249,34 @@ def test_send_status_send_on_a_real_file(history: dict[str, str], smtp_server: S
     assert again.exit_code == 0, again.output
     assert "Nothing new to send." in again.output
     assert len(smtp_server.received) == 3
+
+
+def test_a_dry_run_takes_the_write_lock_only_after_every_feed_is_fetched(
+    history: dict[str, str], feed_host: FeedHost, tmp_path: Path
+) -> None:
+    # The second feed stalls until released: while it does, the first feed (which has a new
+    # post, so the dry run will write) has been fetched, and the database must still be free.
+    import threading
+
+    from digest import preview
+    from digest.config import load_settings
+    from digest.wiring import wire
+    from helpers import wait_until
+
+    feed_host.resources["/slow.xml"] = FeedResource(body=rss(4), stall="headers")
+    environ = {**history, "DIGEST_FEED_URL": f"{history['DIGEST_FEED_URL']} {feed_host.url('/slow.xml')}",
+               "DIGEST_FETCH_TIMEOUT": "30s"}  # fmt: skip
+    wiring = wire(load_settings(None, environ))
+    shown: list[preview.Preview] = []
+    worker = threading.Thread(target=lambda: shown.append(preview.preview(wiring, tmp_path / "out")))
+    worker.start()
+    try:
+        wait_until(lambda: any(path == "/slow.xml" for path, _ in feed_host.requests), "the slow feed requested")
+        with sqlite3.connect(history["DIGEST_DB"], timeout=0) as other:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" if the dry run held the lock
+            other.execute("ROLLBACK")
+    finally:
+        feed_host.released.set()
+        worker.join(60)
+    plan = shown[0].plan if shown else None
+    assert plan is not None and [entry.title for entry in plan.entries] == ["Post 3"]

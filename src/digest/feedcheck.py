@@ -3,6 +3,10 @@
 The first use case of the pipeline (``digest check``, the daemon's check job,
 and the start of every ``send``). One failing feed is recorded on its row and
 the others still run; a ``FeedReport`` says what each check found.
+
+Every feed is fetched (and parsed) before anything is written: a run's
+writes start only once the network is done, so a dry run, whose first write
+takes the write lock until it ends, never holds it across a slow feed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from digest import store
 from digest.config import Settings
 from digest.errors import FeedError, FetchError
 from digest.fetch import Fetcher, FetchResult, body_hash
-from digest.models import Feed, StoredEntry
+from digest.models import Feed, ParsedFeed, StoredEntry
 from digest.wiring import Wiring
 
 log = logging.getLogger(__name__)
@@ -51,11 +55,26 @@ class FeedReport:
         return self.title or self.url
 
 
+@dataclass
+class _Fetched:
+    """One feed's check before anything is written: what came back, or why nothing did."""
+
+    row: Feed | None  # None: a feed never seen (its row is made when the check is recorded)
+    report: FeedReport
+    now: str | None
+    result: FetchResult | None = None
+    content_hash: str | None = None
+    parsed: ParsedFeed | None = None  # None: unchanged (304 or the same bytes)
+    failure: FeedError | None = None
+    skip: bool = False  # gone, and not retried: nothing to write
+
+
 def check_feeds(db: Database, wiring: Wiring, *, retry_gone: bool = False) -> list[FeedReport]:
-    """Check every configured feed, one after another; a failure never stops the others."""
+    """Check every configured feed: fetch them all, then record them; a failure never stops the others."""
     settings, fetcher = wiring.settings, wiring.fetcher
     urls = dict.fromkeys(settings.require_feeds())  # a URL listed twice is checked once
-    return [check_feed(db, settings, url, fetcher, retry_gone=retry_gone) for url in urls]
+    fetched = [_fetch(db, url, fetcher, retry_gone=retry_gone) for url in urls]
+    return [_record(db, settings, one) for one in fetched]
 
 
 def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, retry_gone: bool = False) -> FeedReport:
@@ -69,23 +88,43 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     again unless ``retry_gone``. A permanent redirect (301/308)
     makes the new URL the one fetched from now on (``fetch_url``).
     """
-    row = store.feed_row(db, url)
-    now = store.to_text(store.utcnow())
-    source = row.fetch_url or url
-    report = FeedReport(url=url, title=row.title, http_status=row.last_status, fetched_from=row.fetch_url)
-    if row.status == "gone" and not retry_gone:
+    return _record(db, settings, _fetch(db, url, fetcher, retry_gone=retry_gone))
+
+
+def _fetch(db: Database, url: str, fetcher: Fetcher, *, retry_gone: bool) -> _Fetched:
+    """Fetch and parse one feed; reads its row, writes nothing."""
+    row = store.peek_feed_row(db, url)
+    if row is None:
+        row_etag = row_modified = row_hash = None
+        report = FeedReport(url=url)
+    else:
+        row_etag, row_modified, row_hash = row.etag, row.last_modified, row.content_hash
+        report = FeedReport(url=url, title=row.title, http_status=row.last_status, fetched_from=row.fetch_url)
+    source = (row.fetch_url if row else None) or url
+    if row is not None and row.status == "gone" and not retry_gone:
         report.status = "gone"
         report.error = f"{source}: gone (HTTP 410 by {row.last_checked}); no longer fetched"
-        return report
+        return _Fetched(row, report, None, skip=True)
+    now = store.to_text(store.utcnow())
     try:
-        result = fetcher(source, etag=row.etag, last_modified=row.last_modified)
+        result = fetcher(source, etag=row_etag, last_modified=row_modified)
         content_hash = body_hash(result)
-        unchanged = result.not_modified or (content_hash is not None and content_hash == row.content_hash)
-        if not unchanged:
-            from digest.feeds import parse_feed  # feedparser loads only for a body that changed
+        if result.not_modified or (content_hash is not None and content_hash == row_hash):
+            return _Fetched(row, report, now, result, content_hash)
+        from digest.feeds import parse_feed  # feedparser loads only for a body that changed
 
-            parsed = parse_feed(result)
+        return _Fetched(row, report, now, result, content_hash, parse_feed(result))
     except FeedError as exc:
+        return _Fetched(row, report, now, failure=exc)
+
+
+def _record(db: Database, settings: Settings, fetched: _Fetched) -> FeedReport:
+    """Write what one feed's fetch found: its new entries, or its failure, or only the check's time."""
+    report, now, exc, url = fetched.report, fetched.now, fetched.failure, fetched.report.url
+    if fetched.skip:
+        return report
+    row = store.feed_row(db, url)  # made now if new: the first write of the check
+    if exc is not None:
         status = exc.status if isinstance(exc, FetchError) else "error"
         gone = isinstance(exc, FetchError) and exc.gone
         store.update_feed(
@@ -100,10 +139,12 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
         log.debug("feed %s: %s", url, exc)
         report.status, report.error, report.http_status = ("gone" if gone else "error"), str(exc), status
         return report
+    result, content_hash, parsed = fetched.result, fetched.content_hash, fetched.parsed
+    assert result is not None
     moved = _moved(row, url, result.permanent_redirect)
     if moved:
         report.moved_to = report.fetched_from = moved
-    if unchanged:
+    if parsed is None:
         _record_unchanged(db, row, result, now, moved)
         report.status = "not-modified"
         return report

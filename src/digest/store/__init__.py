@@ -48,7 +48,16 @@ from digest.store.digests import (
 )
 from digest.store.dryrun import open_snapshot
 from digest.store.entries import Recorded, digest_entries, entries_by_id, pending_count, pending_entries, record_entries
-from digest.store.feeds import feed_row, feed_rows, feeds_overview, last_feed_check, move_feed, remove_feed, update_feed
+from digest.store.feeds import (
+    feed_row,
+    feed_rows,
+    feeds_overview,
+    last_feed_check,
+    move_feed,
+    peek_feed_row,
+    remove_feed,
+    update_feed,
+)
 from digest.store.imports import ImportCounts, apply_import, drop_import, stage_rows, staged_line, start_import
 from digest.store.state import get_state, set_state
 from digest.store.subscribers import (
@@ -113,6 +122,7 @@ __all__ = [
     "open_db",
     "open_snapshot",
     "opened",
+    "peek_feed_row",
     "pending_count",
     "pending_entries",
     "reactivate",

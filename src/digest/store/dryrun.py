@@ -9,7 +9,10 @@ connection that cannot commit:
 
 * the first write opens one transaction (``BEGIN IMMEDIATE``, waiting for
   another writer like every command) that lasts until the connection closes,
-  and is then rolled back. Reads before it see the file as it is;
+  and is then rolled back. Reads before it see the file as it is and take no
+  lock: the savepoint sqlite-utils wraps around every query is only noted
+  while no transaction is open, and made real (after the ``BEGIN
+  IMMEDIATE``) only if a write comes inside it;
 * the code it runs is the code a real run runs: a ``BEGIN ... COMMIT`` it
   issues becomes a savepoint released inside that transaction (its
   ``ROLLBACK`` rolls back to the savepoint), a plain write simply joins it;
@@ -71,17 +74,49 @@ def _verb(sql: str) -> tuple[str, str]:
     return (words[0].upper() if words else ""), (words[1].upper() if len(words) > 1 else "")
 
 
+def _savepoint_name(sql: str) -> str:
+    """The name in SAVEPOINT x, RELEASE [SAVEPOINT] x or ROLLBACK TO [SAVEPOINT] x, unquoted (SQLite ignores case)."""
+    return sql.strip().rstrip(";").split()[-1].strip('"`[]').lower()
+
+
 class NeverCommits(sqlite3.Connection):
     """A connection whose changes live in one transaction that is rolled back when it closes."""
 
     _unit = False  # inside a BEGIN the code issued (a savepoint here)
+    _noted: list[str]  # savepoints the code opened while no transaction was: not made yet
 
     def _open(self) -> None:
         if not self.in_transaction:
             super().execute("BEGIN IMMEDIATE")
+            for name in self._pending():
+                super().execute(f'SAVEPOINT "{name}"')
+            self._pending().clear()
+
+    def _pending(self) -> list[str]:
+        if not hasattr(self, "_noted"):
+            self._noted = []
+        return self._noted
+
+    def _savepoint(self, verb: str, second: str, sql: str) -> bool:
+        """Handle a savepoint statement without a transaction (reads need no lock); False: run it."""
+        noted = self._pending()
+        if self.in_transaction or (not noted and verb != "SAVEPOINT"):
+            return False
+        name = _savepoint_name(sql)
+        if verb == "SAVEPOINT":
+            noted.append(name)
+        elif name in noted:  # RELEASE drops it and the ones inside it; ROLLBACK TO only those inside
+            del noted[noted.index(name) + (1 if verb == "ROLLBACK" else 0) :]
+        else:
+            return False
+        return True
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         verb, second = _verb(sql)
+        if (verb in ("SAVEPOINT", "RELEASE") or (verb, second) == ("ROLLBACK", "TO")) and self._savepoint(
+            verb, second, sql
+        ):
+            return super().execute("SELECT 1 WHERE 0")
         if verb == "BEGIN":
             self._open()
             self._unit = True

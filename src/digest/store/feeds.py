@@ -20,6 +20,17 @@ _FEED_COLUMNS = ", ".join(f"feeds.{field.name}" for field in fields(Feed))
 
 
 @guarded
+def peek_feed_row(db: Database, url: str) -> Feed | None:
+    """What ``feed_row`` would return, without creating or changing anything (None for a feed never seen)."""
+    row = one_row(db, f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", [url])  # noqa: S608 - fixed columns
+    if row is None:
+        row = one_row(db, f"SELECT {_FEED_COLUMNS} FROM feeds WHERE fetch_url = ? ORDER BY id LIMIT 1", [url])  # noqa: S608
+        if row is not None:
+            row.update(url=url, fetch_url=None)
+    return None if row is None else Feed(**row)
+
+
+@guarded
 def feed_row(db: Database, url: str) -> Feed:
     """The feed row for the configured ``url``, created on first sight.
 
