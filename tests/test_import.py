@@ -254,3 +254,23 @@ def test_export_then_import_round_trips_every_status(env: dict[str, str], tmp_pa
     for email in original:
         for column in ("name", "status", "created"):
             assert copy[email][column] == original[email][column], (email, column)
+
+
+def test_an_address_that_signed_up_here_and_has_not_confirmed_stays_pending(env: dict[str, str]) -> None:
+    from datetime import UTC, datetime
+
+    from digest import store
+    from digest.store import signups
+
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        signups.request_signup(db, "ada@example.com", "Ada", datetime(2026, 11, 1, tzinfo=UTC))
+    finally:
+        db.close()
+
+    result = run_cli(["subscribers", "import", str(CSV / "mailchimp_subscribed.csv")], env)
+
+    assert result.exit_code == 0, result.output
+    assert "Left pending (signed up here, not confirmed yet; only they can confirm): 1" in result.stdout
+    assert "Skipped (unsubscribed or bounced here, not re-subscribed): 0" in result.stdout
+    assert subscriber_rows(env)["ada@example.com"]["status"] == "pending"

@@ -241,6 +241,8 @@ def _print_report(report: ImportReport) -> None:
     if report.recorded_not_subscribed:
         verb2 = "Would record" if report.dry_run else "Recorded"
         lines.append(f"{verb2} as unsubscribed/bounced (so they are never mailed): {report.recorded_not_subscribed}")
+    if report.left_pending:
+        lines.append(f"Left pending (signed up here, not confirmed yet; only they can confirm): {report.left_pending}")
     if report.downgraded:
         verb3 = "Would unsubscribe" if report.dry_run else "Unsubscribed"
         lines.append(f"{verb3} (left or bounced in the file, active here): {report.downgraded}")

@@ -66,6 +66,7 @@ class ImportReport:
     recorded_not_subscribed: int = 0  # marked unsubscribed/bounced in the file, new here
     duplicates: int = 0
     downgraded: int = 0  # active here, unsubscribed/bounced/cleaned/complained in the file: applied
+    left_pending: int = 0  # pending here, subscribed in the file: still theirs to confirm
     invalid: int = 0
     problems: list[RowProblem] = field(default_factory=list)  # the first MAX_KEPT_PROBLEMS of them
     date_warnings: list[RowProblem] = field(default_factory=list)  # unreadable dates (row still imported)
@@ -100,7 +101,7 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
     counts = store.apply_import(db, path=path, source=source, now=now, dry_run=dry_run)
     report.added, report.recorded_not_subscribed = counts.added, counts.recorded_not_subscribed
     report.already_present, report.skipped_unsubscribed = counts.already_present, counts.skipped_unsubscribed
-    report.downgraded = counts.downgraded
+    report.downgraded, report.left_pending = counts.downgraded, counts.left_pending
     log.info("import %s: %d added, %d invalid", path, report.added, report.invalid)
     return report
 

@@ -68,14 +68,16 @@ class ImportCounts:
     already_present: int = 0
     skipped_unsubscribed: int = 0  # unsubscribed or bounced here: never re-subscribed
     downgraded: int = 0  # active here, left in the file: their choice is applied
+    left_pending: int = 0  # pending here (a sign-up not confirmed yet), subscribed in the file: left to confirm
 
 
 _COUNT = f"""SELECT
     COALESCE(SUM(s.status IS NULL AND i.status = 'active'), 0),
     COALESCE(SUM(s.status IS NULL AND i.status != 'active'), 0),
     COALESCE(SUM(s.status IS NOT NULL AND (s.status = 'active') = (i.status = 'active')), 0),
-    COALESCE(SUM(s.status IS NOT NULL AND s.status != 'active' AND i.status = 'active'), 0),
-    COALESCE(SUM(s.status = 'active' AND i.status != 'active'), 0)
+    COALESCE(SUM(s.status NOT IN ('active', 'pending') AND i.status = 'active'), 0),
+    COALESCE(SUM(s.status = 'active' AND i.status != 'active'), 0),
+    COALESCE(SUM(s.status = 'pending' AND i.status = 'active'), 0)
     FROM {_TABLE} i LEFT JOIN main.subscribers s ON s.email = i.email"""  # noqa: S608 - fixed text
 # Staged in file order (first lines only), so rowid order is file order, with no sort.
 _INSERT = f"""INSERT INTO main.subscribers (email, name, status, token, created, updated, source, unsubscribe_reason)
