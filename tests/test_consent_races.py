@@ -65,27 +65,31 @@ def test_a_hard_bounce_on_an_unsubscribed_address_kills_its_live_link(env: dict[
         store.unsubscribe_token(db, token)
         _live_link(db, "lena@example.com")  # asked to come back from the page: a link is on its way
         _event(db, "lena@example.com", "hard", "h1")
-        assert _row(env, "lena@example.com")[:3] == ("bounced", "bounce", None)
+        # Still the reader's own choice (unsubscribed), never `bounced`: plain `reactivate` would undo that.
+        assert _row(env, "lena@example.com")[:3] == ("unsubscribed", "one-click", None)
         assert signups.confirm(db, token, nonce, WHEN) is None
-        assert _row(env, "lena@example.com")[0] == "bounced"
+        assert _row(env, "lena@example.com")[0] == "unsubscribed"
     finally:
         db.close()
 
 
-def test_confirm_refuses_a_bounced_reason_even_with_a_live_nonce(env: dict[str, str]) -> None:
+def test_the_owners_confirmation_link_works_for_an_address_removed_after_bouncing(env: dict[str, str]) -> None:
     add_subscribers(env, "mia@example.com")
     db = store.open_db(Path(env["DIGEST_DB"]))
     try:
-        token, nonce = _live_link(db, "mia@example.com")
-        with sqlite3.connect(env["DIGEST_DB"]) as conn:  # an older row: unsubscribed after bouncing
-            conn.execute("UPDATE subscribers SET status = 'unsubscribed', unsubscribe_reason = 'bounce'")
-        assert signups.confirm(db, token, nonce, WHEN) is None
+        _event(db, "mia@example.com", "hard", "h1")
+        store.remove_subscriber(db, "mia@example.com")  # the owner: unsubscribed, reason bounce
         assert _row(env, "mia@example.com")[:2] == ("unsubscribed", "bounce")
+        token, nonce = _live_link(db, "mia@example.com")  # `add --resubscribe` mails a link
+        assert signups.confirm(db, token, nonce, WHEN) is not None  # they pressed it: their consent
+        assert _row(env, "mia@example.com")[:2] == ("active", None)
     finally:
         db.close()
 
 
-def test_one_click_on_a_bounced_address_keeps_it_bounced(env: dict[str, str]) -> None:
+def test_one_click_on_a_bounced_address_is_their_choice_and_plain_reactivate_refuses_it(
+    env: dict[str, str],
+) -> None:
     add_subscribers(env, "nora@example.com")
     db = store.open_db(Path(env["DIGEST_DB"]))
     try:
@@ -93,7 +97,54 @@ def test_one_click_on_a_bounced_address_keeps_it_bounced(env: dict[str, str]) ->
         assert subscriber is not None
         _event(db, "nora@example.com", "hard", "h1")  # processed after the page read the row
         assert store.unsubscribe_token(db, subscriber.token) is not None  # still answered: neutral success
-        assert _row(env, "nora@example.com")[:2] == ("bounced", "bounce")
+        assert _row(env, "nora@example.com")[:2] == ("unsubscribed", "bounce")
+        left = store.get_by_email(db, "nora@example.com")
+        assert left is not None and not left.left_by_themselves  # no page offers the way back either
+    finally:
+        db.close()
+    result = run_cli(["subscribers", "reactivate", "nora@example.com"], env)
+    assert result.exit_code == 2, result.output
+    assert _row(env, "nora@example.com")[:2] == ("unsubscribed", "bounce")
+
+
+def test_a_bounce_on_a_pending_sign_up_leaves_it_pending_and_kills_its_link(env: dict[str, str]) -> None:
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        state = signups.request_signup(db, "omar@example.com", None, WHEN)
+        assert signups.start_confirmation(db, state.subscriber, "nonce-1", WHEN)
+        _event(db, "omar@example.com", "hard", "h1")  # the confirmation mail bounced
+        assert _row(env, "omar@example.com")[:3] == ("pending", None, None)
+        assert signups.confirm(db, state.subscriber.token, "nonce-1", WHEN) is None
+    finally:
+        db.close()
+    result = run_cli(["subscribers", "reactivate", "omar@example.com"], env)
+    assert result.exit_code == 2, result.output  # never active without confirming
+    assert _row(env, "omar@example.com")[0] == "pending"
+
+
+def test_a_bounce_decided_on_an_old_copy_of_the_row_keeps_a_newer_complaint(env: dict[str, str]) -> None:
+    add_subscribers(env, "pete@example.com")
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        old_copy = store.get_by_email(db, "pete@example.com")  # read by a send before the complaint landed
+        assert old_copy is not None and old_copy.status == "active"
+        _event(db, "pete@example.com", "complaint", "c1")
+        store.apply_event(db, old_copy, kind="hard", digest_id=None, status_code="550", diagnostic="",
+                          source="smtp", message_key=None, policy=POLICY, when=WHEN)  # fmt: skip
+        assert _row(env, "pete@example.com")[:2] == ("unsubscribed", "complaint")
+    finally:
+        db.close()
+
+
+def test_every_complaint_kills_the_live_link_even_after_an_earlier_one(env: dict[str, str]) -> None:
+    add_subscribers(env, "quinn@example.com")
+    db = store.open_db(Path(env["DIGEST_DB"]))
+    try:
+        _event(db, "quinn@example.com", "complaint", "c1")
+        token, nonce = _live_link(db, "quinn@example.com")  # `reactivate --force` mailed a link
+        _event(db, "quinn@example.com", "complaint", "c2")  # and they reported that one too
+        assert _row(env, "quinn@example.com")[:3] == ("unsubscribed", "complaint", None)
+        assert signups.confirm(db, token, nonce, WHEN) is None
     finally:
         db.close()
 

@@ -226,3 +226,62 @@ def test_a_record_that_fails_is_tried_again_before_the_worker_ends(env: dict[str
         )
     assert recorded == ["reader1@example.com"]
     assert [got.rcpt_tos for got in server.received] == [["reader1@example.com"]]
+
+
+class _Fake:
+    """A transport without a server, for the worker's own logic: what each send does is given."""
+
+    where = "SMTP fake"
+
+    def __init__(self, on_send: Any, on_connect: Any = None) -> None:
+        self.connected = False
+        self._on_send, self._on_connect = on_send, on_connect
+
+    def connect(self) -> None:
+        self.connected = True
+        if self._on_connect is not None:
+            self._on_connect()
+
+    def send(self, sender: str, message: OutgoingMessage, meanwhile: Any = None, ahead: Any = None) -> None:
+        if meanwhile is not None:
+            meanwhile()
+        self._on_send(ahead)
+
+    def reset(self) -> None:
+        self.connected = False
+
+    def close(self) -> None:
+        self.connected = False
+
+
+def test_an_error_taking_the_next_recipient_is_raised_even_when_that_connection_is_given_up() -> None:
+    # Connection A takes the next recipient while its message is read; the list fails then,
+    # and A's connection drops for good. A is given up (B still works), but the run must
+    # stop with the list's error, not end as if everyone had been sent.
+    b_connected, a_done = threading.Event(), threading.Event()
+
+    def readers() -> Any:
+        yield Subscriber(1, "reader1@example.com", "", "active", "T" * 32)
+        yield Subscriber(2, "reader2@example.com", "", "active", "T" * 32)
+        raise RuntimeError("the subscriber list is gone")
+
+    def a_sends(ahead: Any) -> None:
+        b_connected.wait(30)
+        ahead()
+        a_done.set()
+        raise ConnectFailure("SMTP fake: connection dropped")
+
+    def b_sends(ahead: Any) -> None:
+        a_done.wait(30)
+
+    fakes = iter([_Fake(a_sends), _Fake(b_sends, on_connect=b_connected.set)])
+    recorded: list[str] = []
+    with pytest.raises(RuntimeError, match="subscriber list is gone"):
+        deliver(
+            _weekly(),
+            readers(),
+            transport_factory=lambda: next(fakes),
+            options=DeliveryOptions(attempts=1, connections=2, rate=0, backoff=0),
+            on_result=lambda result: recorded.append(result.recipient.email),
+        )
+    assert len(recorded) == 1  # B's message; A's was never accepted

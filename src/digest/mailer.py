@@ -224,6 +224,8 @@ def deliver(
                         transport, sender, recipient, message, options, limiter, state, stop, record, make_next
                     )
                 except ConnectFailure as exc:
+                    if trouble:  # taking the next recipient failed first: that stops the run, not this
+                        raise trouble.pop() from exc
                     if retire([recipient, *(upcoming for upcoming, _ in ahead)], exc):
                         return
                     raise  # the last connection: the server is gone, stop the run

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from digest.models import BounceRecord, DigestRates, Subscriber
-from digest.store.connection import guarded
+from digest.store.connection import guarded, write_transaction
 from digest.store.digests import delivery_tallies
 from digest.store.times import from_text, to_text, utcnow
 
@@ -61,7 +61,7 @@ def apply_event(
     """Record one bounce or complaint for ``subscriber`` and update score and status, in one transaction."""
     when = when or utcnow()
     sid, status = subscriber.id, subscriber.status
-    with db.atomic():
+    with db.atomic() if dry_run else write_transaction(db):
         if message_key is not None:
             seen = db.execute("SELECT 1 FROM bounces WHERE subscriber_id = ? AND message_key = ?",
                               [sid, message_key]).fetchone()  # fmt: skip
@@ -73,28 +73,30 @@ def apply_event(
             "SELECT 1 FROM bounces WHERE subscriber_id = ? AND counted = 1 AND substr(received, 1, 10) = ?",
             [sid, to_text(when)[:10]],  # type: ignore[index]
         ).fetchone()
-        score = float(subscriber.bounce_score or 0)
+        # The row as it is now, inside the write lock: the caller's copy may be older than a
+        # complaint or bounce another process (the daemon's send, a piped `bounces process`) just recorded.
+        status, old_reason, stored_score = db.execute(
+            "SELECT status, unsubscribe_reason, bounce_score FROM subscribers WHERE id = ?", [sid]
+        ).fetchone()
+        score = float(stored_score or 0)
         last_time = from_text(last)
         if last_time is not None and when - last_time > policy.reset:
             score = 0.0
         counted = kind in ("hard", "soft") and counted_today is None
         if counted:
             score += 1.0 if kind == "hard" else 0.5
-        # A complaint or a bounce ends every way back but the owner's (a complaint's live
-        # link dies too): whatever the state, not only for an active address. A complaint
-        # about a bounced address wins too (it reached them, and `reactivate` must not
-        # bring them back without their consent); a bounce never overwrites a complaint.
-        old_reason = subscriber.unsubscribe_reason
-        new_status, reason = status, old_reason
+        # A complaint unsubscribes whatever the state (a bounced address too: it reached them,
+        # and plain `reactivate` must not bring it back) and kills any live confirmation link.
+        # A bounce past the threshold makes only an active address `bounced` (`reactivate`
+        # undoes exactly that: they had chosen to be on the list); a pending or unsubscribed
+        # address keeps its state and loses its live link. A bounce never overwrites a complaint.
+        new_status, reason, kill_link = status, old_reason, False
         if kind == "complaint":
-            new_status, reason = "unsubscribed", "complaint"
-        elif (
-            counted
-            and status != "bounced"
-            and old_reason != "complaint"
-            and (score >= policy.threshold or (kind == "hard" and policy.hard_immediate))
-        ):
-            new_status, reason = "bounced", "bounce"
+            new_status, reason, kill_link = "unsubscribed", "complaint", True
+        elif counted and (score >= policy.threshold or (kind == "hard" and policy.hard_immediate)):
+            kill_link = True
+            if status == "active":
+                new_status, reason = "bounced", "bounce"
         changed = (new_status, reason) != (status, old_reason)
         if not dry_run:
             db.execute(
@@ -103,7 +105,7 @@ def apply_event(
                 [sid, digest_id, kind, status_code, diagnostic, to_text(when), source, message_key, int(counted)],
             )
             db.execute("UPDATE subscribers SET bounce_score = ? WHERE id = ?", [score, sid])
-            if changed:
+            if changed or kill_link:
                 db.execute("UPDATE subscribers SET status = ?, unsubscribe_reason = ?, confirm_nonce = NULL, "
                            "updated = ? WHERE id = ?", [new_status, reason, to_text(utcnow()), sid])  # fmt: skip
     return AppliedBounce(sid, subscriber.email, kind, score, new_status, changed)

@@ -106,7 +106,8 @@ class NeverCommits(sqlite3.Connection):
         if verb == "SAVEPOINT":
             noted.append(name)
         elif name in noted:  # RELEASE drops it and the ones inside it; ROLLBACK TO only those inside
-            del noted[noted.index(name) + (1 if verb == "ROLLBACK" else 0) :]
+            innermost = len(noted) - 1 - noted[::-1].index(name)  # a repeated name means the newest, as in SQLite
+            del noted[innermost + (1 if verb == "ROLLBACK" else 0) :]
         else:
             return False
         return True

@@ -85,9 +85,9 @@ def cancel_confirmation(db: Database, subscriber_id: int) -> None:
 
 
 # A live link never reactivates an address that bounced in the meantime, whatever the link says.
-# A complaint clears the nonce (store.bounces.apply_event), so only a link mailed after it by
-# the owner's `reactivate --force` can bring that address back.
-_CONFIRMABLE = "status IN ('pending', 'unsubscribed') AND COALESCE(unsubscribe_reason, '') != 'bounce'"
+# A complaint or a bounce clears the nonce (store.bounces.apply_event), so only a link mailed
+# after it (the owner's `reactivate --force` or `add --resubscribe`) can bring that address back.
+_CONFIRMABLE = "status IN ('pending', 'unsubscribed')"
 
 
 @guarded

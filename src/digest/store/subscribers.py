@@ -126,19 +126,20 @@ def _leaving_reason(subscriber: Subscriber, reason: str) -> str:
 def unsubscribe_token(db: Database, token: str, reason: str = "one-click") -> Subscriber | None:
     """Unsubscribe by link (``reason``: one-click or page): the subscriber for ``token``, or None.
 
-    One UPDATE whose WHERE decides, so a bounce processed between reading
-    the row and writing it is never overwritten: a bounced address stays
-    bounced (it gets nothing either way, and only ``reactivate`` undoes a
-    bounce), and the caller still answers with the neutral success page. An
-    address already unsubscribed keeps the reason it left with.
+    One UPDATE decides from the row as it is then, so a bounce processed
+    between reading the row and writing it is respected: a bounced address
+    becomes unsubscribed with reason ``bounce`` (they asked to leave, so
+    plain ``reactivate`` no longer applies, and no page offers a way back).
+    An address already unsubscribed keeps the reason it left with.
     """
     subscriber = get_by_token(db, token)
     if subscriber is None:
         return None
     db.execute(
-        "UPDATE subscribers SET status = 'unsubscribed', unsubscribe_reason = ?, updated = ? "
-        "WHERE token = ? AND status NOT IN ('unsubscribed', 'bounced')",
-        [reason, to_text(utcnow()), token],
+        "UPDATE subscribers SET status = 'unsubscribed', updated = ?, "
+        "unsubscribe_reason = CASE WHEN status = 'bounced' THEN 'bounce' ELSE ? END "
+        "WHERE token = ? AND status != 'unsubscribed'",
+        [to_text(utcnow()), reason, token],
     )
     return subscriber
 
