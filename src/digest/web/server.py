@@ -154,7 +154,14 @@ class WebServer:
         if server is None:
             return
         # Closed from the loop's own thread: the loop ends when its map is empty.
-        server.trigger.pull_trigger(lambda: _close_all(server))
+        try:
+            server.trigger.pull_trigger(lambda: _close_all(server))
+        except OSError:
+            # The trigger's pipe is gone (seen rarely under load: EBADF), so the loop
+            # cannot be woken; it fails on that descriptor and ends. Close from here.
+            if thread is not None:
+                thread.join(timeout=1.0)
+            _close_all(server)
         if thread is not None:
             thread.join(timeout=CHANNEL_TIMEOUT)
         server.task_dispatcher.shutdown()
