@@ -154,6 +154,7 @@ def test_an_unsubscribe_that_waits_for_a_short_transaction_is_written_at_once(en
 
 def test_stop_still_closes_the_server_when_its_wake_up_pipe_is_gone(env: dict[str, str]) -> None:
     # Seen rarely under load: os.write on waitress's trigger failed with EBADF inside stop().
+    import errno
     import os
     import socket
 
@@ -162,7 +163,11 @@ def test_stop_still_closes_the_server_when_its_wake_up_pipe_is_gone(env: dict[st
     assert status_line(get(port, "/unsubscribe")).startswith(b"HTTP/1.1 ")  # it serves
     inner = server._server
     assert inner is not None
-    os.close(inner.trigger.trigger)  # the write end: pull_trigger now raises OSError
+
+    def dead_pipe() -> None:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    inner.trigger._physical_pull = dead_pipe  # what waitress's os.write on the pipe raised
     server.stop()  # no exception
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass  # nobody listens any more
