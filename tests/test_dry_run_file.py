@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from digest import store
 from helpers import FeedHost, FeedResource, SmtpServer, add_subscribers, run_cli
 
 
@@ -280,3 +281,42 @@ def test_a_dry_run_takes_the_write_lock_only_after_every_feed_is_fetched(
         worker.join(60)
     plan = shown[0].plan if shown else None
     assert plan is not None and [entry.title for entry in plan.entries] == ["Post 3"]
+
+
+def test_a_dry_run_works_on_the_file_itself_beside_a_live_writers_wal_frames(history: dict[str, str]) -> None:
+    db_path = Path(history["DIGEST_DB"])
+    writer = wal_writer(db_path)
+    try:
+        snapshot = store.open_snapshot(db_path)
+        try:
+            files = [row[2] for row in snapshot.execute("PRAGMA database_list") if row[1] == "main"]
+            count = snapshot.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0]
+        finally:
+            snapshot.close()
+    finally:
+        writer.close()
+    assert files == [str(db_path.resolve())]  # not an in-memory copy: memory does not grow with the file
+    assert count == 4  # the writer's committed row is seen
+
+
+def test_a_writer_that_commits_and_closes_during_a_dry_run_is_not_checkpointed_by_it(
+    history: dict[str, str],
+) -> None:
+    db_path = Path(history["DIGEST_DB"])
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # nothing pending when the dry run opens the file
+    main_before = sha(db_path)
+    snapshot = store.open_snapshot(db_path)
+    try:
+        snapshot.execute("SELECT COUNT(*) FROM subscribers").fetchone()
+        wal_writer(db_path).close()  # a daemon's commit, then its close, while the dry run still runs
+        wal_after_writer = sha(wal)
+    finally:
+        snapshot.close()
+
+    assert (sha(db_path), sha(wal)) == (main_before, wal_after_writer)  # the writer's frames stay in -wal
+    reader = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        assert reader.execute("SELECT COUNT(*) FROM subscribers WHERE email = 'wal@example.com'").fetchone()[0] == 1
+    finally:
+        reader.close()

@@ -37,20 +37,27 @@ the same, the bytes are not. When a -wal file with frames is left beside the
 file (a writer killed mid-run, or a daemon holding the file open), that
 close would rewrite the main file. So:
 
-* Python >= 3.12: the connection is opened with
-  ``SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE``, so its close never checkpoints;
-* Python 3.11 has no ``setconfig``: when the -wal file is non-empty at open,
-  the dry run works on an in-memory copy (``backup`` from a read-only
-  connection, which cannot checkpoint) instead, at the old memory cost. An
-  empty or absent -wal has nothing to checkpoint. What remains on 3.11 is a
-  race: a daemon that opens the file and commits during the dry run, then
-  closes before it, leaves the dry run to close last over those frames.
+* beside its connection the dry run opens a second, read-only one (the
+  keeper) and reads through it once: a connection in WAL mode keeps its
+  shared lock on the file while it is open, so while the keeper is open the
+  dry run's close cannot take the exclusive lock a checkpoint needs, and the
+  keeper, read-only, cannot checkpoint or delete -wal when it closes;
+* when -wal had frames at open, or another connection committed meanwhile
+  (the keeper's ``PRAGMA data_version`` moved: a daemon that opened the
+  file, committed and closed during the dry run), the keeper is closed last:
+  -wal stays as it was. Otherwise there is nothing committed to checkpoint,
+  and the dry run's connection closes last, which removes the -wal and -shm
+  files it created, as a real run's would. The window left is a commit and
+  close by another process between that check and the close.
+
+(Python 3.11, which has no ``setconfig``, used to copy the database into
+memory instead whenever -wal had frames: 7.7 GB for 1M subscribers and 50
+past digests, so a dry run while the daemon ran could exhaust memory.)
 """
 
 from __future__ import annotations
 
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +91,7 @@ class NeverCommits(sqlite3.Connection):
 
     _unit = False  # inside a BEGIN the code issued (a savepoint here)
     _noted: list[str]  # savepoints the code opened while no transaction was: not made yet
+    _keeper: _Keeper | None = None
 
     def _open(self) -> None:
         if not self.in_transaction:
@@ -160,7 +168,13 @@ class NeverCommits(sqlite3.Connection):
             if self.in_transaction:
                 super().execute("ROLLBACK")
         finally:
+            keeper, self._keeper = self._keeper, None
+            if keeper is not None and not keeper.needed():
+                keeper.close()  # nothing committed to checkpoint: closing last tidies -wal and -shm away
+                keeper = None
             super().close()
+            if keeper is not None:
+                keeper.close()  # after this one: read-only, its close cannot checkpoint or delete -wal
 
     def _authorize(self, action: int, arg1: str | None, *_: object) -> int:
         if action == sqlite3.SQLITE_TRANSACTION and arg1 in ("COMMIT", "ROLLBACK"):
@@ -168,13 +182,6 @@ class NeverCommits(sqlite3.Connection):
         if action in _WRITES and not self.in_transaction:
             return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
-
-
-def _wal_has_frames(path: Path) -> bool:
-    try:
-        return path.with_name(path.name + "-wal").stat().st_size > 0
-    except FileNotFoundError:
-        return False
 
 
 def _connect(path: Path, target: str) -> NeverCommits:
@@ -186,39 +193,56 @@ def _connect(path: Path, target: str) -> NeverCommits:
     return conn
 
 
-def _copy_into_memory(path: Path) -> NeverCommits:
-    """An in-memory copy of ``path`` and its -wal frames, read without a checkpoint (see above)."""
-    memory = _connect(path, ":memory:")
+def _wal_has_frames(path: Path) -> bool:
     try:
-        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+class _Keeper:
+    """A read-only connection holding the database file open while a dry run runs (see the module's docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.frames = _wal_has_frames(path)  # before the dry run could spill into it
+        self.conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
         try:
-            source.backup(memory)
-        finally:
-            source.close()  # read-only: its close cannot checkpoint or delete -wal
-    except sqlite3.DatabaseError as exc:
-        memory.close()
-        raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
-    return memory
+            self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # in WAL mode: locked until closed
+            self.version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def needed(self) -> bool:
+        """Whether the dry run's connection closing last could checkpoint committed frames."""
+        try:
+            return self.frames or self.conn.execute("PRAGMA data_version").fetchone()[0] != self.version
+        except sqlite3.Error:
+            return True
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _open_connection(path: Path) -> NeverCommits:
     if not path.exists():
         return _connect(path, ":memory:")  # a dry run creates no file
-    if sys.version_info >= (3, 12):
-        conn = _connect(path, str(path))
-        conn.setconfig(sqlite3.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, True)
-        return conn
-    if _wal_has_frames(path):
-        return _copy_into_memory(path)  # 3.11: closing the real file here could checkpoint it
-    return _connect(path, str(path))
+    conn = _connect(path, str(path))
+    try:
+        conn._keeper = _Keeper(path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot read database {path}: {exc}", hint=sqlite_hint(exc, path)) from None
+    return conn
 
 
 @guarded
 def open_snapshot(path: Path) -> Database:
     """The database at ``path`` for a dry run: changes are seen here and never reach the file.
 
-    When ``path`` does not exist, an empty in-memory database (a dry run creates no file);
-    on Python 3.11 with a non-empty -wal file, an in-memory copy (see the module's docstring).
+    When ``path`` does not exist, an empty in-memory database (a dry run creates no file).
     Close it (``db.close()``) to roll everything back and release the write lock.
     """
     conn = _open_connection(path)
