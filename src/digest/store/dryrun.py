@@ -51,7 +51,7 @@ close would rewrite the main file. So:
   close by another process between that check and the close.
 
 (Python 3.11, which has no ``setconfig``, used to copy the database into
-memory instead whenever -wal had frames: 7.7 GB for 1M subscribers and 50
+memory instead whenever -wal had frames: 7.7 GiB for 1M subscribers and 50
 past digests, so a dry run while the daemon ran could exhaust memory.)
 """
 
