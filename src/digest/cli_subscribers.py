@@ -207,14 +207,10 @@ def import_(ctx: click.Context, file: Path, dry_run: bool, encoding: str, strict
     from digest.csvimport import import_csv
 
     with _database(ctx) as db:
-        if strict and not dry_run:
-            # Plan first: --strict must not write anything when a row is bad.
-            check = import_csv(db, file, dry_run=True, encoding=encoding)
-            if check.problems:
-                _print_problems(check)
-                raise InputError(f"{file}: {check.invalid} invalid row(s); nothing was imported (--strict)")
-        report = import_csv(db, file, dry_run=dry_run, encoding=encoding)
+        report = import_csv(db, file, dry_run=dry_run, encoding=encoding, strict=strict)
     _print_problems(report)
+    if report.refused:
+        raise InputError(f"{file}: {report.invalid} invalid row(s); nothing was imported (--strict)")
     _print_report(report)
 
 

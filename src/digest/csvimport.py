@@ -68,6 +68,7 @@ class ImportReport:
     downgraded: int = 0  # active here, unsubscribed/bounced/cleaned/complained in the file: applied
     left_pending: int = 0  # pending here, subscribed in the file: still theirs to confirm
     invalid: int = 0
+    refused: bool = False  # --strict and an invalid row: nothing was imported
     problems: list[RowProblem] = field(default_factory=list)  # the first MAX_KEPT_PROBLEMS of them
     date_warnings: list[RowProblem] = field(default_factory=list)  # unreadable dates (row still imported)
 
@@ -79,8 +80,13 @@ IMPORT_BATCH = 1000  # rows staged per statement
 MAX_KEPT_PROBLEMS = 1000  # a broken million-row file is counted in full, listed in part
 
 
-def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str = "utf-8") -> ImportReport:
+def import_csv(
+    db: Database, path: Path, *, dry_run: bool = False, encoding: str = "utf-8", strict: bool = False
+) -> ImportReport:
     """Import the subscribers in ``path`` in one transaction (or only count it, with ``dry_run``).
+
+    With ``strict``, a file with any invalid row imports nothing: the report
+    lists the problems and ``report.refused`` is set (the file is read once).
 
     The file is read and validated a batch at a time into the store's staging
     table (store/imports.py), then written in ONE transaction: memory stays
@@ -98,6 +104,10 @@ def import_csv(db: Database, path: Path, *, dry_run: bool = False, encoding: str
     except BaseException:
         store.drop_import(db)
         raise
+    if strict and report.invalid and not dry_run:
+        store.drop_import(db)
+        report.refused = True
+        return report
     counts = store.apply_import(db, path=path, source=source, now=now, dry_run=dry_run)
     report.added, report.recorded_not_subscribed = counts.added, counts.recorded_not_subscribed
     report.already_present, report.skipped_unsubscribed = counts.already_present, counts.skipped_unsubscribed
