@@ -59,7 +59,6 @@ class FeedReport:
 class _Fetched:
     """One feed's check before anything is written: what came back, or why nothing did."""
 
-    row: Feed | None  # None: a feed never seen (its row is made when the check is recorded)
     report: FeedReport
     now: str | None
     result: FetchResult | None = None
@@ -93,29 +92,26 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
 
 def _fetch(db: Database, url: str, fetcher: Fetcher, *, retry_gone: bool) -> _Fetched:
     """Fetch and parse one feed; reads its row, writes nothing."""
-    row = store.peek_feed_row(db, url)
-    if row is None:
-        row_etag = row_modified = row_hash = None
-        report = FeedReport(url=url)
-    else:
-        row_etag, row_modified, row_hash = row.etag, row.last_modified, row.content_hash
+    row = store.peek_feed_row(db, url)  # None for a feed never seen: its row is made when recorded
+    report = FeedReport(url=url)
+    if row is not None:
         report = FeedReport(url=url, title=row.title, http_status=row.last_status, fetched_from=row.fetch_url)
-    source = (row.fetch_url if row else None) or url
-    if row is not None and row.status == "gone" and not retry_gone:
-        report.status = "gone"
-        report.error = f"{source}: gone (HTTP 410 by {row.last_checked}); no longer fetched"
-        return _Fetched(row, report, None, skip=True)
+        if row.status == "gone" and not retry_gone:
+            report.status = "gone"
+            report.error = f"{row.fetch_url or url}: gone (HTTP 410 by {row.last_checked}); no longer fetched"
+            return _Fetched(report, None, skip=True)
     now = store.to_text(store.utcnow())
     try:
-        result = fetcher(source, etag=row_etag, last_modified=row_modified)
+        etag, modified, last_hash = (row.etag, row.last_modified, row.content_hash) if row else (None, None, None)
+        result = fetcher(report.fetched_from or url, etag=etag, last_modified=modified)
         content_hash = body_hash(result)
-        if result.not_modified or (content_hash is not None and content_hash == row_hash):
-            return _Fetched(row, report, now, result, content_hash)
+        if result.not_modified or (content_hash is not None and content_hash == last_hash):
+            return _Fetched(report, now, result, content_hash)
         from digest.feeds import parse_feed  # feedparser loads only for a body that changed
 
-        return _Fetched(row, report, now, result, content_hash, parse_feed(result))
+        return _Fetched(report, now, result, content_hash, parse_feed(result))
     except FeedError as exc:
-        return _Fetched(row, report, now, failure=exc)
+        return _Fetched(report, now, failure=exc)
 
 
 def _record(db: Database, settings: Settings, fetched: _Fetched) -> FeedReport:

@@ -36,7 +36,7 @@ from sqlite_utils import Database
 from digest import signup, signup_mail
 from digest.config import Settings
 from digest.errors import ConfigError, ConnectFailure, InputError, SendError
-from digest.models import SELF_UNSUBSCRIBED, Subscriber
+from digest.models import Subscriber
 from digest.signup import MailSender
 from digest.store import signups as store
 
@@ -66,7 +66,7 @@ def from_page(
         return Resubscribe.TRY_LATER
     state = store.request_signup(db, subscriber.email, None, now)
     # Read again inside the sign-up's transaction: a complaint or bounce may have landed since the page loaded.
-    if state.subscriber.status != "unsubscribed" or state.unsubscribe_reason not in SELF_UNSUBSCRIBED:
+    if not state.subscriber.left_by_themselves:
         return Resubscribe.NOT_ALLOWED
     if state.confirm_sent is not None and now - state.confirm_sent < timedelta(seconds=settings.confirm_interval):
         return Resubscribe.RECENTLY_MAILED

@@ -155,7 +155,7 @@ def issue_challenge(settings: Settings, now: datetime | None = None) -> dict[str
 
 def _may_mail(settings: Settings, state: store.SignupState, now: datetime) -> bool:
     status = state.subscriber.status
-    if status in ("active", "bounced") or state.unsubscribe_reason in ("complaint", "bounce"):
+    if status in ("active", "bounced") or state.subscriber.unsubscribe_reason in ("complaint", "bounce"):
         return False
     recent = state.confirm_sent is not None and now - state.confirm_sent < timedelta(seconds=settings.confirm_interval)
     return not recent

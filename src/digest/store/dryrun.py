@@ -91,23 +91,23 @@ class NeverCommits(sqlite3.Connection):
 
     _unit = False  # inside a BEGIN the code issued (a savepoint here)
     _noted: list[str]  # savepoints the code opened while no transaction was: not made yet
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._noted = []
+
     _keeper: _Keeper | None = None
 
     def _open(self) -> None:
         if not self.in_transaction:
             super().execute("BEGIN IMMEDIATE")
-            for name in self._pending():
+            for name in self._noted:
                 super().execute(f'SAVEPOINT "{name}"')
-            self._pending().clear()
-
-    def _pending(self) -> list[str]:
-        if not hasattr(self, "_noted"):
-            self._noted = []
-        return self._noted
+            self._noted.clear()
 
     def _savepoint(self, verb: str, second: str, sql: str) -> bool:
         """Handle a savepoint statement without a transaction (reads need no lock); False: run it."""
-        noted = self._pending()
+        noted = self._noted
         if self.in_transaction or (not noted and verb != "SAVEPOINT"):
             return False
         name = _savepoint_name(sql)

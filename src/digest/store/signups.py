@@ -24,10 +24,9 @@ _COLUMNS = "id, email, name, status, token"
 class SignupState:
     """A subscriber as the sign-up sees it: who, in which state, when last sent a confirmation."""
 
-    subscriber: Subscriber
+    subscriber: Subscriber  # with its unsubscribe_reason
     created: bool  # the row was made by this request
     confirm_sent: datetime | None
-    unsubscribe_reason: str | None
 
 
 @guarded
@@ -52,7 +51,7 @@ def request_signup(db: Database, email: str, name: str | None, now: datetime) ->
             [email],
         ).fetchone()
     subscriber = Subscriber(found[0], found[1], found[2], found[3], found[4], unsubscribe_reason=found[6])
-    return SignupState(subscriber, created, from_text(found[5]), found[6])
+    return SignupState(subscriber, created, from_text(found[5]))
 
 
 @guarded
