@@ -11,7 +11,8 @@ from pathlib import Path
 
 import jinja2
 
-from digest.render import _Deferred, _premailer, _TemplateCache, bundled_template_dir
+from digest.deferred import Deferred
+from digest.render import _premailer, _TemplateCache, bundled_template_dir
 
 
 def dry_run(env: dict[str, str], out: Path) -> str:
@@ -62,5 +63,5 @@ def test_a_cache_folder_that_cannot_be_used_only_costs_the_compile(tmp_path: Pat
 
 def test_premailer_stand_in_for_requests_does_not_outlive_the_import() -> None:
     _premailer()
-    assert not isinstance(sys.modules.get("requests"), _Deferred)
+    assert not isinstance(sys.modules.get("requests"), Deferred)
     assert importlib.util.find_spec("requests") is not None

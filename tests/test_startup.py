@@ -1,6 +1,7 @@
 """Each command imports only what it uses (names of modules, never times).
 
-Runs each command in a fresh interpreter and reads ``sys.modules`` at exit:
+Runs each command in a fresh interpreter and reads ``sys.modules`` at exit
+(every module's full name and its top-level package's):
 `--help` loads no stage at all, `check` never loads the renderer, and
 `subscribers list` loads neither feeds, templates nor the scheduler.
 bench/startup.py measures what this saves.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLE_FEED, FeedHost, FeedResource
+from helpers import EXAMPLE_FEED, FeedHost, FeedResource, SmtpServer, add_subscribers
 
 PROBE = """
 import json, sys
@@ -25,7 +26,7 @@ try:
     main()
 except SystemExit:
     pass
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})), file=sys.stderr)
+print(json.dumps(sorted({*sys.modules, *(name.split(".")[0] for name in sys.modules)})), file=sys.stderr)
 """
 
 HEAVY = {"sqlite_utils", "feedparser", "jinja2", "premailer", "cssutils", "lxml", "apscheduler", "email_validator",
@@ -68,6 +69,37 @@ def test_a_render_loads_neither_requests_nor_the_bounce_detectors(env: dict[str,
     modules = imported(("send", "--dry-run", "--output", "p"), env, tmp_path)
     assert "premailer" in modules
     assert modules & {"urllib3", "charset_normalizer", "flufl", "mailbox"} == set()
+    # feedparser's chardet waits for a body whose declared encodings all fail (below).
+    assert "chardet" not in modules
+
+
+GUESSED = """
+import sys
+from digest.deferred import Deferred
+from digest.fetch import FetchResult
+from digest.feeds import parse_feed
+assert "chardet" not in sys.modules
+body = sys.stdin.buffer.read()
+entry = parse_feed(FetchResult(url="https://blog.example/feed", status=200, body=body)).entries[0]
+real = sys.modules.get("chardet")
+print(entry.title, type(real).__name__, isinstance(real, Deferred), sep="|")
+"""
+
+
+def test_a_body_in_an_undeclared_encoding_still_gets_chardet(tmp_path: Path) -> None:
+    # Labelled UTF-8 but written in windows-1251: feedparser's guess (chardet, loaded only now)
+    # reads it as Cyrillic; without chardet it would fall back to windows-1252 mojibake.
+    title = "Новости блога: сегодня мы расскажем, как работает почтовая рассылка и почему это важно"
+    rss = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Блог</title>'
+        f"<link>https://blog.example/</link><item><title>{title}</title><link>https://blog.example/1</link>"
+        f"<description>{title} {title} {title}</description></item></channel></rss>"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", GUESSED], input=rss.encode("windows-1251"), cwd=tmp_path, capture_output=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.decode().strip().split("|") == [title, "module", "False"]
 
 
 def test_a_send_with_nothing_new_loads_neither_parser_renderer_nor_smtp(
@@ -80,3 +112,14 @@ def test_a_send_with_nothing_new_loads_neither_parser_renderer_nor_smtp(
     assert "feedparser" in imported(("send",), quiet, tmp_path)  # the first run reads the feed
     modules = imported(("send",), quiet, tmp_path)
     assert modules & {"feedparser", "jinja2", "premailer", "cssutils", "smtplib", "flufl", "nh3"} == set()
+
+
+def test_a_send_that_is_accepted_loads_no_bounce_rules(
+    smtp_env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    # The bounce rules (digest.bounces, digest.bounceprocess) load on the first refusal, not before.
+    add_subscribers(smtp_env, "ada@example.org", "grace@example.org")
+    modules = imported(("send",), smtp_env, tmp_path)
+    assert len(smtp_server.received) == 2
+    assert {"premailer", "smtplib", "digest.mailer"} <= modules
+    assert modules & {"digest.bounces", "digest.bounceprocess", "flufl", "mailbox"} == set()

@@ -133,7 +133,6 @@ def deliver_digest(
     log.info("digest %d: sending %r to %d subscribers", plan.id, plan.subject, total)
     started = time.monotonic()
 
-    from digest.bounceprocess import record_smtp_refusal
     from digest.mailer import deliver
 
     def on_result(result: DeliveryResult) -> None:
@@ -154,12 +153,11 @@ def deliver_digest(
             setattr(report, recorded, getattr(report, recorded) + 1)
             report.errors.append(f"{result.recipient.email}: {result.error}")
             log.warning("digest %d: %s %s: %s", plan.id, result.recipient.email, recorded, result.error)
-            if (
-                result.refused
-                and settings.bounce_on_5xx
-                and record_smtp_refusal(db, settings, subscriber_id, plan.id, result.error or "")
-            ):
-                report.bounced += 1
+            if result.refused and settings.bounce_on_5xx:
+                from digest.bounceprocess import record_smtp_refusal  # the bounce rules load on the first refusal
+
+                if record_smtp_refusal(db, settings, subscriber_id, plan.id, result.error or ""):
+                    report.bounced += 1
         report.elapsed = time.monotonic() - started
         if progress:
             progress(report, total)

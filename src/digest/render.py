@@ -10,10 +10,7 @@ below; message.py substitutes them per recipient.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +24,7 @@ from markupsafe import Markup
 
 from digest import entryview, headers, layout, sandbox, textify
 from digest.config import Settings
+from digest.deferred import deferred
 from digest.entryview import EntryView
 from digest.errors import ConfigError, RenderError, TemplateLimitError
 from digest.layout import FORMS, RenderStats
@@ -118,34 +116,18 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
         return None
 
 
-class _Deferred(types.ModuleType):
-    """Stands in for a module in ``sys.modules``; imports the real one when anything is looked up on it."""
-
-    def __getattr__(self, name: str) -> Any:
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), name)
-
-
 @cache
 def _premailer() -> Any:
     """premailer's Premailer class, imported on first use, with cssutils quietened.
 
-    premailer imports requests at the top only to fetch external stylesheets,
+    premailer imports requests at its top only to fetch external stylesheets,
     which it never does here (allow_network=False); requests and its own
-    dependencies are about a third of premailer's import time. A stand-in
-    takes its place while premailer is imported, and loads the real requests
-    the moment anything uses it.
+    dependencies are about a third of premailer's import time, so it is
+    deferred (deferred.py) until something uses it.
     """
-    stand_in = _Deferred("requests")
-    sys.modules.setdefault("requests", stand_in)
-    import cssutils
-    from premailer import Premailer
-
-    # premailer holds its own reference; nobody else should meet the stand-in
-    # (importlib.util.find_spec("requests") would fail on it).
-    if sys.modules.get("requests") is stand_in:
-        del sys.modules["requests"]
+    with deferred("requests"):
+        import cssutils
+        from premailer import Premailer
 
     # cssutils logs every property it does not know (mso-*, -webkit-*) at
     # WARNING; premailer would add a handler per instance. Silence it once.
