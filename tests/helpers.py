@@ -367,13 +367,18 @@ def write_atom_feed(path: Path, name: str, title: str, posts: dict[str, str]) ->
 
 def stored_entries_from(feed_path: Path) -> list[Any]:
     """The entries of a feed file as the store would hand them to render (real feedparser path)."""
-    from datetime import UTC, datetime
-
     from digest.feeds import parse_feed
     from digest.fetch import FetchResult
+
+    return stored_entries_of(parse_feed(FetchResult(url=str(feed_path), status=200, body=feed_path.read_bytes())))
+
+
+def stored_entries_of(parsed: Any) -> list[Any]:
+    """A ParsedFeed's entries as the store would hand them to render."""
+    from datetime import UTC, datetime
+
     from digest.models import StoredEntry
 
-    parsed = parse_feed(FetchResult(url=str(feed_path), status=200, body=feed_path.read_bytes()))
     seen = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
     return [
         StoredEntry(

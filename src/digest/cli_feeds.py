@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
+from digest import urls
 from digest.errors import InputError
 
 
 def _feed_name(value: str) -> str:
     """A URL as written; a local path made absolute the way the configuration does it."""
-    scheme = urlsplit(value).scheme.lower()
+    scheme = urls.scheme(value)
     if scheme in ("http", "https", "file"):
         return value
     path = Path(value).expanduser()

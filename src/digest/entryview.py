@@ -92,6 +92,11 @@ def entry_view(entry: StoredEntry, settings: Settings, form: str) -> EntryView:
     return _view(entry, settings, actual, body, text, (lang, rtl))
 
 
+def bare_view(entry: StoredEntry, settings: Settings) -> EntryView:
+    """The entry as its title and link alone: what goes out when its post could not be prepared."""
+    return _view(entry, settings, "links", Markup(""), "", (None, None))
+
+
 def _view(
     entry: StoredEntry,
     settings: Settings,

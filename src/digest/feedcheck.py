@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from digest import store
 from digest.config import Settings
-from digest.errors import FeedError, FetchError
+from digest.errors import DigestError, FeedError, FetchError
 from digest.fetch import Fetcher, FetchResult, body_hash
 from digest.models import Feed, ParsedFeed, StoredEntry
 from digest.wiring import Wiring
@@ -73,7 +73,7 @@ def check_feeds(db: Database, wiring: Wiring, *, retry_gone: bool = False) -> li
     settings, fetcher = wiring.settings, wiring.fetcher
     urls = dict.fromkeys(settings.require_feeds())  # a URL listed twice is checked once
     fetched = [_fetch(db, url, fetcher, retry_gone=retry_gone) for url in urls]
-    return [_record(db, settings, one) for one in fetched]
+    return [_record_contained(db, settings, one) for one in fetched]
 
 
 def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, retry_gone: bool = False) -> FeedReport:
@@ -87,7 +87,7 @@ def check_feed(db: Database, settings: Settings, url: str, fetcher: Fetcher, *, 
     again unless ``retry_gone``. A permanent redirect (301/308)
     makes the new URL the one fetched from now on (``fetch_url``).
     """
-    return _record(db, settings, _fetch(db, url, fetcher, retry_gone=retry_gone))
+    return _record_contained(db, settings, _fetch(db, url, fetcher, retry_gone=retry_gone))
 
 
 def _fetch(db: Database, url: str, fetcher: Fetcher, *, retry_gone: bool) -> _Fetched:
@@ -112,6 +112,33 @@ def _fetch(db: Database, url: str, fetcher: Fetcher, *, retry_gone: bool) -> _Fe
         return _Fetched(report, now, result, content_hash, parse_feed(result))
     except FeedError as exc:
         return _Fetched(report, now, failure=exc)
+    except Exception as exc:  # a bug meeting a feed nobody foresaw: this feed fails, the others go on
+        return _Fetched(report, now, failure=_unforeseen(url, "read", exc))
+
+
+# What writing a feed's data can raise that belongs to the data (a number
+# SQLite cannot hold, text it cannot encode), not to the database: SQLite's own
+# failures (locked, full, damaged) reach the caller as DatabaseError and stop
+# the whole check, as they would stop any other.
+_DATA_ERRORS = (ValueError, TypeError, OverflowError, LookupError)
+
+
+def _unforeseen(url: str, doing: str, exc: BaseException) -> FeedError:
+    log.debug("feed %s could not be %s", url, doing, exc_info=True)  # the traceback, for a bug report
+    return FeedError(
+        f"{url}: could not be {doing}: {type(exc).__name__}: {exc}", hint="-vv logs where; please report it"
+    )
+
+
+def _record_contained(db: Database, settings: Settings, fetched: _Fetched) -> FeedReport:
+    """:func:`_record`, with a failure that belongs to this feed's data recorded as the feed's error."""
+    try:
+        return _record(db, settings, fetched)
+    except DigestError:
+        raise
+    except _DATA_ERRORS as exc:  # its transaction rolled back: the entries are as they were
+        failed = _Fetched(fetched.report, fetched.now, failure=_unforeseen(fetched.report.url, "recorded", exc))
+        return _record(db, settings, failed)
 
 
 def _record(db: Database, settings: Settings, fetched: _Fetched) -> FeedReport:

@@ -19,16 +19,16 @@ import calendar
 import hashlib
 import html
 import logging
-import re
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlunsplit
 
 from lxml import html as lxml_html
 
+from digest import feedtext, urls
 from digest.deferred import deferred
 from digest.errors import FeedError
 from digest.fetch import FetchResult
@@ -43,9 +43,6 @@ with deferred("chardet"):
 
 log = logging.getLogger(__name__)
 
-_TAG = re.compile(r"<[^>]+>")
-_HTML_TYPES = ("text/html", "application/xhtml+xml")
-_FALLBACK_TITLE_WORDS = 10
 # Harmless: the document declared one encoding and feedparser read it in
 # another (typically text/xml served without a charset).
 _BENIGN_BOZO = (feedparser.CharacterEncodingOverride,)
@@ -58,25 +55,46 @@ def parse_feed(result: FetchResult) -> ParsedFeed:
         raise FeedError(f"{result.url}: empty response, not a feed", hint="check DIGEST_FEED_URL")
     # A local file is no base for a reader's mail client: links resolve
     # against xml:base, the entry's link or the feed's site link instead.
-    remote = urlsplit(result.url).scheme in ("http", "https")
+    remote = urls.scheme(result.url) in ("http", "https")
     headers = {"content-location": result.url} if remote else {}
     if result.content_type:
         headers["content-type"] = result.content_type
     # Raw HTML: sanitize.py is the one sanitiser (feedparser's drops iframes
     # before they can become links); URLs are resolved here, per entry.
-    parsed = feedparser.parse(result.body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(
+            feedtext.readable_body(result.body),
+            response_headers=headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as exc:
+        # feedparser's own failure on a body it could not take apart (seen: the loose
+        # parser on references it cannot encode; the cause is logged with -vv).
+        log.debug("feedparser failed on %s", result.url, exc_info=True)
+        raise FeedError(f"{result.url}: unreadable feed: feedparser failed ({type(exc).__name__}: {exc})") from None
+    feedtext.scrub(parsed.feed)
+    feedtext.scrub(parsed.entries)
     raw_entries = [raw for raw in parsed.entries if _has_substance(raw)]
     warning = _readable_or_raise(result, parsed, raw_entries)
     meta = parsed.feed
     site = _site_url(meta.get("link"), result.url if remote else "")
     language = language_tag(meta.get("language"))
+    entries, unreadable = _normalise_entries(raw_entries, site or (result.url if remote else ""), language)
+    if unreadable and not entries:
+        raise FeedError(f"{result.url}: no item could be read: {unreadable[0]}")
+    if unreadable:
+        # One item digest cannot read must not hold back the others (nor every
+        # later digest): it is left out, named, and tried again next check.
+        skipped = f"{len(unreadable)} item(s) could not be read and were left out: {'; '.join(unreadable[:3])}"
+        warning = f"{warning}; {skipped}" if warning else skipped
     return ParsedFeed(
         url=result.url,
-        title=_text_of(meta.get("title"), meta.get("title_detail")) or _host(site or result.url),
+        title=feedtext.text_of(meta.get("title"), meta.get("title_detail")) or _host(site or result.url),
         site_url=site,
-        entries=_normalise_entries(raw_entries, site or (result.url if remote else ""), language),
+        entries=entries,
         warning=warning,
-        subtitle=_text_of(meta.get("subtitle"), meta.get("subtitle_detail"), plain=True) or None,
+        subtitle=feedtext.text_of(meta.get("subtitle"), meta.get("subtitle_detail"), plain=True) or None,
         language=language,
     )
 
@@ -95,7 +113,7 @@ def _readable_or_raise(result: FetchResult, parsed: Any, raw_entries: list[Any])
 
 def _site_url(link: str | None, base: str) -> str | None:
     site = _absolute(link, base)
-    return site if site and urlsplit(site).scheme in ("http", "https") else None
+    return site if site and urls.scheme(site) in ("http", "https") else None
 
 
 def _has_substance(raw: Any) -> bool:
@@ -109,7 +127,7 @@ def _not_a_feed(result: FetchResult, problem: object) -> FeedError:
     if finder.is_html:
         hint = "DIGEST_FEED_URL must point at the feed, not the page"
         if finder.links:
-            hint = f"the page names its feed: {urljoin(result.url, finder.links[0])}"
+            hint = f"the page names its feed: {urls.join(result.url, finder.links[0]) or finder.links[0]}"
         return FeedError(f"{result.url}: got an HTML page, not an RSS or Atom feed", hint=hint)
     detail = f" ({problem})" if problem else ""
     return FeedError(f"{result.url}: not an RSS or Atom feed{detail}", hint="check DIGEST_FEED_URL")
@@ -135,16 +153,25 @@ class _AlternateFinder(HTMLParser):
 # --- entries and their identity ---------------------------------------------------
 
 
-def _normalise_entries(raw_entries: list[Any], base_url: str, feed_language: str | None) -> tuple[Entry, ...]:
-    raw_titles = [_text_of(raw.get("title"), raw.get("title_detail")) for raw in raw_entries]
+def _normalise_entries(
+    raw_entries: list[Any], base_url: str, feed_language: str | None
+) -> tuple[tuple[Entry, ...], list[str]]:
+    """The feed's entries, and a description of each item that could not be read."""
+    raw_titles = [feedtext.text_of(raw.get("title"), raw.get("title_detail")) for raw in raw_entries]
     bases = [_base_key(raw, base_url) for raw in raw_entries]
     sharing = Counter(base for base in bases if base)
     links = [_link_key(raw.get("link"), base_url) for raw in raw_entries]
     link_sharing = Counter(link for link in links if link)
     entries: list[Entry] = []
+    unreadable: list[str] = []
     seen: set[str] = set()
-    for raw, raw_title, base, link_key in zip(raw_entries, raw_titles, bases, links, strict=True):
-        entry = _entry(raw, raw_title, base_url, (base, sharing[base]) if base else None)
+    for number, (raw, raw_title, base, link_key) in enumerate(zip(raw_entries, raw_titles, bases, links, strict=True)):
+        try:
+            entry = _entry(raw, raw_title, base_url, (base, sharing[base]) if base else None)
+        except Exception as exc:  # a bug meeting an input nobody foresaw: contained to the item
+            log.debug("item %d (%r) of the feed could not be read", number + 1, raw_title, exc_info=True)
+            unreadable.append(f"item {number + 1} {raw_title[:60]!r}: {type(exc).__name__}: {exc}")
+            continue
         if entry.key in seen:
             log.debug("skipping a repeated item %s", entry.key)  # the very same item listed twice
             continue
@@ -157,7 +184,7 @@ def _normalise_entries(raw_entries: list[Any], base_url: str, feed_language: str
                 language=language if language != feed_language else None,
             )
         )
-    return tuple(entries)
+    return tuple(entries), unreadable
 
 
 def _entry(raw: Any, raw_title: str, base_url: str, shared: tuple[str, int] | None) -> Entry:
@@ -174,11 +201,12 @@ def _entry(raw: Any, raw_title: str, base_url: str, shared: tuple[str, int] | No
     # to published_parsed with a DeprecationWarning.
     published = _when(dict.get(raw, "published_parsed"))
     updated = _when(dict.get(raw, "updated_parsed"))
+    terms = [tag.get("term") for tag in raw.get("tags", [])]
     return Entry(
         key=key,
         alt_keys=alt_keys,
         same_title_keys=same_title_keys,
-        title=raw_title or _fallback_title(content or summary),
+        title=raw_title or feedtext.fallback_title(content or summary),
         link=entry_link,
         guid=(raw.get("id") or "").strip() or None,
         author=_author(raw),
@@ -186,7 +214,7 @@ def _entry(raw: Any, raw_title: str, base_url: str, shared: tuple[str, int] | No
         updated=updated,
         summary_html=summary,
         content_html=content,
-        tags=tuple(dict.fromkeys(t for t in (_plain(tag.get("term")) for tag in raw.get("tags", [])) if t)),
+        tags=tuple(dict.fromkeys(term for term in map(feedtext.plain_text, terms) if term)),
         enclosures=enclosures,
     )
 
@@ -197,7 +225,7 @@ def _identity(
     """The entry's key, alt_keys and same_title_keys (see the module docstring)."""
     if shared is None:
         media = enclosures[0].url if enclosures else ""
-        return "hash:" + _fingerprint(f"{raw_title}\n{_plain(text_html)}\n{media}"), (), ()
+        return "hash:" + _fingerprint(f"{raw_title}\n{feedtext.plain_text(text_html)}\n{media}"), (), ()
     base, count = shared
     if count == 1:
         # Alone with this guid/link now; it may have been stored while it
@@ -222,7 +250,7 @@ def _entry_language(raw: Any) -> str | None:
 def _xml_base(details: list[Any], base_url: str) -> str | None:
     """The xml:base in force for a content element, when the feed set one."""
     base = str((details[0] if details else {}).get("base") or "")
-    if urlsplit(base).scheme in ("http", "https") and base != base_url:
+    if urls.scheme(base) in ("http", "https") and base != base_url:
         return base
     return None
 
@@ -234,17 +262,17 @@ def absolutise(fragment: str, base: str, page: str | None) -> str:
     the entry's own link; without any http(s) base relative links are left
     alone (htmlclean drops what a mail client could not load).
     """
-    if not fragment or urlsplit(base).scheme not in ("http", "https"):
+    if not fragment or urls.scheme(base) not in ("http", "https"):
         return fragment
     if not any(marker in fragment for marker in ("href", "src", "poster", "data=")):
         return fragment
     root = lxml_html.fragment_fromstring(fragment, create_parent="div")
 
-    def resolve(url: str) -> str:
+    def resolve(url: str) -> str | None:  # None: lxml drops a link no client could follow
         url = url.strip()
         if url.startswith("#"):
             return (page or base).split("#")[0] + url
-        return urljoin(base, url)
+        return urls.join(base, url)
 
     root.rewrite_links(resolve, resolve_base_href=False)
     return (html.escape(root.text or "", quote=False)) + "".join(
@@ -269,7 +297,9 @@ def _link_key(link: str | None, base: str) -> str | None:
     absolute = _absolute(link, base)
     if absolute is None:
         return None
-    parts = urlsplit(absolute)
+    parts = urls.split(absolute)
+    if parts is None:
+        return None
     if parts.scheme not in ("http", "https"):
         return absolute
     host = (parts.hostname or "").lower()
@@ -282,7 +312,7 @@ def _link_key(link: str | None, base: str) -> str | None:
 def _absolute(link: str | None, base: str) -> str | None:
     if not link or not link.strip():
         return None
-    return urljoin(base, link.strip())
+    return urls.join(base, link.strip())
 
 
 def _fingerprint(text: str) -> str:
@@ -294,11 +324,11 @@ def _fingerprint(text: str) -> str:
 
 def _content_html(raw: Any) -> str:
     contents = raw.get("content") or []
-    html_parts = [c for c in contents if c.get("type") in _HTML_TYPES]
+    html_parts = [c for c in contents if c.get("type") in feedtext.HTML_TYPES]
     if html_parts:
         return str(html_parts[0].get("value", ""))
     if contents:
-        return _text_to_html(str(contents[0].get("value", "")))
+        return feedtext.text_to_html(str(contents[0].get("value", "")))
     return ""
 
 
@@ -306,38 +336,13 @@ def _summary_html(raw: Any) -> str:
     summary = str(raw.get("summary", "") or "")
     detail = raw.get("summary_detail") or {}
     if detail.get("type") == "text/plain":
-        return _text_to_html(summary)
+        return feedtext.text_to_html(summary)
     return summary
-
-
-def _text_to_html(text: str) -> str:
-    """text/plain content is not sanitised by feedparser: escape it, keep paragraphs."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
-
-
-def _text_of(value: Any, detail: Any, *, plain: bool = False) -> str:
-    """A title as one line of text: markup removed only when the title is markup (or ``plain`` is asked)."""
-    kind = (detail or {}).get("type", "text/html")
-    return _plain(value) if plain or kind in _HTML_TYPES else " ".join(str(value or "").split())
-
-
-def _plain(value: Any) -> str:
-    """Text of an HTML snippet: tags stripped, entities decoded, one line."""
-    return " ".join(html.unescape(_TAG.sub(" ", str(value or ""))).split())
-
-
-def _fallback_title(fragment: str) -> str:
-    words = _plain(fragment).split()
-    if not words:
-        return "(untitled)"
-    title = " ".join(words[:_FALLBACK_TITLE_WORDS])
-    return title + "…" if len(words) > _FALLBACK_TITLE_WORDS else title
 
 
 def _author(raw: Any) -> str | None:
     detail = raw.get("author_detail") or {}
-    return _plain(detail.get("name") or raw.get("author")) or None
+    return feedtext.plain_text(detail.get("name") or raw.get("author")) or None
 
 
 def _enclosures(raw: Any, base_url: str) -> tuple[Enclosure, ...]:
@@ -366,8 +371,9 @@ def _length(value: Any) -> int | None:
         length = int(value)
     except (TypeError, ValueError):
         return None
-    return length if length > 0 else None
+    return length if 0 < length < 2**63 else None  # SQLite's INTEGER holds 64 bits
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+    parts = urls.split(url)
+    return (parts.netloc if parts is not None else "") or url

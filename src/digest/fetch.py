@@ -27,7 +27,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import HTTPRedirectHandler, Request, build_opener, url2pathname
 
-from digest import __version__
+from digest import __version__, urls
 from digest.errors import FetchError
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class HttpFetcher:
     max_bytes: int  # Settings.fetch_max_bytes
 
     def __call__(self, location: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
-        scheme = urlsplit(location).scheme.lower()
+        scheme = urls.scheme(location)
         if scheme in ("http", "https"):
             return self._fetch_http(location, etag, last_modified)
         return self._read_file(location)
@@ -232,7 +232,8 @@ class HttpFetcher:
                 hint="the server is slow or down; DIGEST_FETCH_TIMEOUT sets the limit",
             )
         if isinstance(reason, socket.gaierror):
-            host = urlsplit(url).hostname
+            parts = urls.split(url)
+            host = parts.hostname if parts is not None else url
             return FetchError(
                 f"{url}: cannot resolve host {host!r}", status="unreachable", hint="check the URL and the network"
             )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
 
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
+
+from digest import urls
 
 _DROP_WITH_CONTENT = {
     "script",
@@ -65,7 +66,7 @@ def clean_entry_html(root: HtmlElement, *, title: str, link: str | None, base_ur
         if not anchor.get("href"):
             anchor.drop_tag()  # a link whose target was unsafe: keep its words, not a dead link
     for img in list(root.iter("img")):
-        if not img.get("src") or urlsplit(img.get("src", "")).scheme.lower() not in ("http", "https"):
+        if not img.get("src") or urls.scheme(img.get("src", "")) not in ("http", "https"):
             _drop(img, keep_content=False)  # data: or relative without a base: nothing a client can load
         elif is_tracking_pixel(img):
             _drop(img, keep_content=False)  # the digest never reports its readers to anyone
@@ -108,8 +109,8 @@ def _clean_attributes(element: HtmlElement, base: str) -> None:
         if value is None:
             continue
         # feedparser leaves a javascript: link as href="": an empty link goes nowhere.
-        absolute = urljoin(base, value.strip()) if base and value.strip() else value.strip()
-        if not absolute or urlsplit(absolute).scheme.lower() not in _SAFE_SCHEMES:
+        absolute = urls.join(base, value.strip()) if base and value.strip() else value.strip()
+        if not absolute or urls.scheme(absolute) not in _SAFE_SCHEMES:
             del element.attrib[name]
         else:
             element.set(name, absolute)

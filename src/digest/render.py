@@ -215,13 +215,32 @@ class _Layout:
         self.count = len(ordered)
         self.target = "full" if settings.mode == "full" else "excerpt"
         self._views: dict[tuple[int, str], EntryView] = {}
+        self._bare: set[int] = set()  # entries that could not be prepared: title and link only
         self._inlined: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
 
     def view(self, index: int, form: str) -> EntryView:
         key = (index, form)
         if key not in self._views:
-            self._views[key] = entryview.entry_view(self.ordered[index], self.settings, form)
+            self._views[key] = self._prepared(index, form)
         return self._views[key]
+
+    def _prepared(self, index: int, form: str) -> EntryView:
+        """The entry's view in ``form``; a post digest cannot prepare goes out as its title and link."""
+        entry = self.ordered[index]
+        if index in self._bare:
+            return entryview.bare_view(entry, self.settings)
+        try:
+            return entryview.entry_view(entry, self.settings, form)
+        except Exception as exc:  # a bug meeting a post nobody foresaw: it must not hold back every digest
+            self._bare.add(index)
+            log.debug("entry %s could not be prepared as %s", entry.key, form, exc_info=True)
+            log.warning(
+                "post %r could not be prepared (%s: %s): the digest shows its title and link only; -vv logs where",
+                entry.title,
+                type(exc).__name__,
+                exc,
+            )
+            return entryview.bare_view(entry, self.settings)
 
     def context(self, forms: Sequence[str]) -> dict[str, Any]:
         views = [self.view(i, form) for i, form in enumerate(forms)]

@@ -12,11 +12,13 @@ and inline style properties, so scripts, event handlers, ``javascript:`` and
 from __future__ import annotations
 
 import html
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs
 
 import nh3
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
+
+from digest import urls
 
 _TAGS = {
     "a",
@@ -172,9 +174,9 @@ def embeds_to_links(fragment: str, *, link: str | None) -> str:
 def _embed_target(element: HtmlElement, link: str | None) -> tuple[str | None, str]:
     """Where an embed leads and the words that say so."""
     source = _embed_source(element)
-    url = urljoin(link or "", source) if source else ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    url = (urls.join(link or "", source) or "") if source else ""
+    parts = urls.split(url)
+    if parts is None or parts.scheme not in ("http", "https"):
         return link, _generic_label(element.tag)
     host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
     known = _known_player(host, parts.path, parts.query)

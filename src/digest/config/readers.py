@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest import urls
 from digest.config import values
 from digest.config.settings import IMAP_DEFAULT_PORTS, SMTP_DEFAULT_PORTS, FirstRunPolicy
 from digest.config.source import DEFAULTS, Source
@@ -31,7 +31,12 @@ def read_paths(src: Source) -> Fields:
 
 
 def _feed_location(src: Source, value: str) -> str:
-    scheme = urlsplit(value).scheme.lower()
+    parts = urls.split(value)
+    if parts is None:
+        raise ConfigError(f"DIGEST_FEED_URL: not a valid URL: {value!r}", hint="check the host and the port")
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        raise ConfigError(f"DIGEST_FEED_URL: no host in {value!r}")
     if scheme in ("http", "https", "file"):
         return value
     if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive

@@ -10,8 +10,9 @@ import ipaddress
 import math
 import re
 from email.headerregistry import Address
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, quote
 
+from digest import urls
 from digest.errors import ConfigError
 from digest.headers import ascii_domain
 from digest.schedule import parse_duration
@@ -153,7 +154,9 @@ def public_url(value: str) -> str:
     key = "DIGEST_PUBLIC_URL"
     if not value.isprintable() or any(c.isspace() for c in value):
         raise ConfigError(f"{key}: must not contain spaces or control characters: {value!r}", hint=_URL_HINT)
-    parts = urlsplit(value)
+    parts = urls.split(value)
+    if parts is None:  # an unclosed [ or a bracketed host that is no address
+        raise ConfigError(f"{key}: not a valid URL: {value!r}", hint=_URL_HINT)
     port = _check_url_form(key, value, parts)
     netloc = _url_host(key, value, parts.hostname or "")
     if port is not None:
