@@ -239,3 +239,33 @@ def test_status_warns_when_the_complaint_rate_passes_the_limit(
     loud = run_cli(["status"], environ)
     assert "1 complaint(s) 33.33% (limit 0.3%)  WARNING: complaint rate over the Gmail/Yahoo limit" in loud.output
     assert rows(environ)["heidi@example.com"] == ("unsubscribed", 0.0, "complaint")
+
+
+def test_odd_mail_is_classified_moved_byte_for_byte_and_never_a_traceback(env: dict[str, str], tmp_path: Path) -> None:
+    add_subscribers(env, *SUBSCRIBERS)
+    box = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    # A raw 8-bit byte in the boundary: re-serialising the parsed message raised UnicodeEncodeError.
+    eight_bit = fixture("postfix").replace(b"4A3B21C0F2.1764489672", b"\xf84A3B21C0F2.1764489672")
+    (box / "new" / "1.eight-bit").write_bytes(eight_bit)
+    # A raw byte in Message-ID: the email package hands back a Header object, not a str.
+    (box / "new" / "2.header").write_bytes(fixture("exim").replace(b"Message-Id: <", b"Message-Id: <\xe9", 1))
+    # No From at all: one of flufl.bounce's detectors raises, and flufl.bounce logs the traceback at ERROR.
+    no_from = b"To: bounces@fieldnotes.example.org\nSubject: hello\nMessage-ID: <n@x>\n\nJust a note.\n"
+    (box / "new" / "3.no-from").write_bytes(no_from)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", "-v", "bounces", "process", "--maildir", str(box)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+    assert "3 message(s): 1 bounce, 0 complaint, 1 auto-reply, 0 delayed, 1 unrecognised" in result.stdout
+    assert rows(env)["bob@example.net"][0] == "bounced"
+    assert sorted(p.name for p in (box / "new").iterdir()) == ["3.no-from"]  # unrecognised: left for a person
+    moved = sorted(p.read_bytes() for p in (box / ".processed" / "new").iterdir())
+    assert moved == sorted([eight_bit, fixture("exim").replace(b"Message-Id: <", b"Message-Id: <\xe9", 1)])

@@ -35,6 +35,9 @@ GARBAGE = {
     "control": "a\x00b\x1b[31m\r\nc",
     "directory": "{dir}",
     "missing-file": "{dir}/missing/file",
+    "unclosed-bracket": "http://[::1",  # urllib.parse raises on these two
+    "bad-bracketed-host": "[::ffff:999.1.1.1]:25",
+    "port-out-of-range": "https://host.example:99999/",
 }
 
 

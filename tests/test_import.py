@@ -218,6 +218,16 @@ def test_missing_file_and_unknown_encoding(env: dict[str, str], tmp_path: Path) 
     assert unknown.stderr == "Error: --encoding: unknown encoding 'klingon'\n"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_an_encoding_that_wants_a_bom_the_file_lacks_is_one_line(env: dict[str, str], encoding: str) -> None:
+    # These codecs raise UnicodeError itself, not UnicodeDecodeError, when the BOM is missing.
+    result = run_cli(["subscribers", "import", "--encoding", encoding, str(CSV / "headerless.csv")], env)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {CSV / 'headerless.csv'}: line 1: not valid {encoding} text")
+    assert subscriber_rows(env) == {}
+
+
 def test_a_busy_database_imports_nothing_and_exits_1(env: dict[str, str]) -> None:
     assert run_cli(["subscribers", "add", "keep@example.com"], env).exit_code == 0
     blocker = sqlite3.connect(env["DIGEST_DB"], isolation_level=None, timeout=0)

@@ -253,3 +253,24 @@ def test_list_prints_a_table_on_a_terminal(listed: dict[str, str]) -> None:
     lines = output.decode("utf-8").splitlines()
     assert lines[0].split() == ["EMAIL", "NAME", "STATUS", "SINCE"]
     assert lines[-1] == "2 listed. Total: 2 active, 0 pending, 1 unsubscribed, 0 bounced"
+
+
+def test_a_name_in_bytes_the_terminal_cannot_decode_is_one_line_and_exit_2(env: dict[str, str]) -> None:
+    # "Café" typed in a Latin-1 terminal reaches a UTF-8 locale's Python as a lone surrogate.
+    argv: list[str | bytes] = [
+        sys.executable,
+        "-m",
+        "digest",
+        "subscribers",
+        "add",
+        "cafe@example.com",
+        "--name",
+        b"Caf\xe9",
+    ]
+    result = subprocess.run(argv, env={**os.environ, **env, "LC_ALL": "C.UTF-8"}, capture_output=True)
+
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        "Error: name 'Caf\\udce9': not valid text (bytes in another encoding than your terminal's?)\n"
+    )
+    assert not Path(env["DIGEST_DB"]).exists() or statuses(env) == {}

@@ -130,8 +130,7 @@ def process_maildir(db: Database, settings: Settings, path: Path, *, dry_run: bo
                 if PROCESSED_FOLDER not in box.list_folders()
                 else box.get_folder(PROCESSED_FOLDER)
             )
-            message = box.get_message(key)
-            target.add(message)
+            target.add(data)  # its bytes as they came: re-serialising a parsed message can fail on odd mail
             box.remove(key)
     return report
 

@@ -35,8 +35,28 @@ from email.utils import parsedate_to_datetime
 
 from digest import verp
 
+log = logging.getLogger(__name__)
+
+
+class _DetectorFailures(logging.Filter):
+    """flufl.bounce logs a detector that raised on odd mail at ERROR, with its traceback: one DEBUG line here.
+
+    A detector failing is flufl.bounce trying the next one, not an error of
+    digest's: the operator sees nothing unless they ask with -vv.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            failure = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()}: {type(failure).__name__}: {failure}", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
 # flufl.bounce logs every detector it tries at INFO: noise in the daemon's log.
 logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
+logging.getLogger("flufl.bounce").addFilter(_DetectorFailures())
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"\b([45])(\d\d)[ :-]")
@@ -72,9 +92,21 @@ def parse_message(data: bytes) -> Message:
 
 
 def classify(data: bytes, secret: str | None = None) -> Classification:
-    """What ``data`` (one RFC 5322 message) is; never raises for malformed mail."""
+    """What ``data`` (one RFC 5322 message) is; never raises for malformed mail.
+
+    Mail that trips something unforeseen is ``unrecognised``: left where it
+    is for a person to read, as any mail digest cannot classify.
+    """
+    try:
+        return _classify(data, secret)
+    except Exception as exc:  # the email package and the detectors meet whatever an MTA hands on
+        log.debug("mail digest could not classify (%s: %s)", type(exc).__name__, exc, exc_info=True)
+        return Classification("unrecognised", key=hashlib.sha256(data).hexdigest())
+
+
+def _classify(data: bytes, secret: str | None) -> Classification:
     msg = parse_message(data)
-    key = (msg.get("Message-ID") or "").strip() or hashlib.sha256(data).hexdigest()
+    key = str(msg.get("Message-ID") or "").strip() or hashlib.sha256(data).hexdigest()
     token = verp.find_token(secret, data.decode("latin-1")) if secret else None
     received = _date(msg)
 

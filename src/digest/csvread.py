@@ -82,7 +82,7 @@ def _lines(path: Path, stream: BufferedReader, encoding: str) -> Iterator[str]:
             with io.TextIOWrapper(stream, encoding="utf-16", newline="") as text:
                 for number, line in enumerate(text, start=1):  # noqa: B007 - read after the loop on an error
                     yield line
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise InputError(f"{path}: line {number + 1}: not valid utf-16 text", hint=_DECODE_HINT) from None
         return
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
@@ -93,7 +93,7 @@ def _lines(path: Path, stream: BufferedReader, encoding: str) -> Iterator[str]:
         for number, raw in enumerate(stream, start=1):  # noqa: B007
             yield decoder.decode(raw)
         decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+    except UnicodeError:  # the utf-16 and utf-32 codecs raise UnicodeError itself for a missing BOM
         raise InputError(f"{path}: line {max(number, 1)}: not valid {encoding} text", hint=_DECODE_HINT) from None
 
 

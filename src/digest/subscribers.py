@@ -18,6 +18,7 @@ import secrets
 from digest.errors import InputError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # Special-use names (RFC 2606, RFC 6761, RFC 6762) that only exist on a test
@@ -83,6 +84,8 @@ def clean_name(name: str | None) -> str | None:
     """A display name safe for headers and tables: no control characters (CR/LF)."""
     if name is None:
         return None
+    if _SURROGATE.search(name):  # argv bytes the terminal's encoding could not decode (surrogateescape)
+        raise InputError(f"name {name!r}: not valid text", hint="bytes in another encoding than your terminal's?")
     cleaned = " ".join(_CONTROL.sub(" ", name).split())
     return cleaned or None
 

@@ -68,7 +68,8 @@ def listing() -> flask.Response:
     return _public(response)
 
 
-@blueprint.get("/archive/<int:digest_id>")
+# SQLite integers are 64-bit: a longer number is no digest (a 404, not an OverflowError).
+@blueprint.get(f"/archive/<int(max={2**63 - 1}):digest_id>")
 def one(digest_id: int) -> flask.Response:
     row = store.archived_digest(db(), digest_id)
     if row is None:
