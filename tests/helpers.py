@@ -259,9 +259,9 @@ def subscriber_rows(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
         conn.close()
 
 
-def run_cli(args: list[str], environ: dict[str, str]) -> Result:
+def run_cli(args: list[str], environ: dict[str, str], *, input: bytes | str | None = None) -> Result:
     runner = CliRunner()
-    return runner.invoke(cli, args, env=environ, catch_exceptions=False, prog_name="digest")
+    return runner.invoke(cli, args, input=input, env=environ, catch_exceptions=False, prog_name="digest")
 
 
 def add_subscribers(environ: dict[str, str], *addresses: str) -> None:

@@ -241,6 +241,19 @@ def test_status_warns_when_the_complaint_rate_passes_the_limit(
     assert rows(environ)["heidi@example.com"] == ("unsubscribed", 0.0, "complaint")
 
 
+def test_a_diagnostic_s_terminal_escapes_are_shown_never_obeyed(env: dict[str, str]) -> None:
+    add_subscribers(env, *SUBSCRIBERS)
+    hostile = fixture("postfix").replace(
+        b"Diagnostic-Code: smtp; 550", b"Diagnostic-Code: smtp; 550 \x1b]0;owned\x07\x1b[2J"
+    )
+    assert run_cli(["bounces", "process", "-"], env, input=hostile).exit_code == 0
+
+    listing = run_cli(["bounces", "list"], env)
+
+    assert "550 \\x1b]0;owned\\x07\\x1b[2J" in listing.output
+    assert not {"\x1b", "\x07"} & set(listing.output)
+
+
 def test_odd_mail_is_classified_moved_byte_for_byte_and_never_a_traceback(env: dict[str, str], tmp_path: Path) -> None:
     add_subscribers(env, *SUBSCRIBERS)
     box = tmp_path / "Maildir"

@@ -10,7 +10,11 @@ same stages.
 from __future__ import annotations
 
 import random
+import socket
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import feedparser
@@ -157,6 +161,59 @@ def test_an_unreadable_url_in_the_configuration_is_one_line_and_exit_2(env: dict
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [result.output.strip()]
     assert result.output.startswith(f"Error: {key}: ")
+
+
+@contextmanager
+def answering(reply: bytes) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` and closes it; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 500 \x1b]0;owned\x07\x1b[2J\r\nContent-Length: 0\r\n\r\n",  # the reason phrase
+        b"\x1b[31mnot HTTP at all\x9b\r\n\r\n",  # a status line http.client cannot read
+    ],
+)
+def test_a_server_s_bytes_in_an_error_are_shown_never_obeyed(env: dict[str, str], reply: bytes) -> None:
+    with answering(reply) as port:
+        result = run_cli(["check"], {**env, "DIGEST_FEED_URL": f"http://127.0.0.1:{port}/feed.xml"})
+
+    assert result.exit_code == 1
+    assert "\\x1b" in result.output  # shown as an escape, not sent to the terminal
+    assert not {"\x1b", "\x07", "\x9b"} & set(result.output)
+    (stored,) = sqlite3.connect(env["DIGEST_DB"]).execute("SELECT last_error FROM feeds").fetchone()
+    assert "\\x1b" in stored and "\x1b" not in stored  # `digest status` and `feeds list` print it
+
+
+def test_c1_controls_and_del_in_feed_text_are_dropped(env: dict[str, str], tmp_path: Path) -> None:
+    # Well-formed XML 1.0 allows them as raw characters (feedparser reads &#x9b; as cp1252's "›");
+    # \x9b alone opens an escape sequence on many terminals.
+    feed = atom(tmp_path / "feed.atom", entry(1, title="Red\x9b31m \x7ftitle", content="<p>a\x85b</p>"))
+
+    result = run_cli(["check"], {**env, "DIGEST_FEED_URL": str(feed), "DIGEST_FIRST_RUN": "all"})
+
+    assert result.exit_code == 0, result.output
+    (title, content) = sqlite3.connect(env["DIGEST_DB"]).execute("SELECT title, content_html FROM entries").fetchone()
+    assert title in result.output and title.endswith("31m title")  # feedparser makes some C1 cp1252 ("›")
+    assert not {chr(code) for code in range(0x7F, 0xA0)} & set(result.output + title + content)
 
 
 # --- containment: what nobody foresaw fails one feed or one post, not the run ---------------

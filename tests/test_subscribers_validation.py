@@ -41,6 +41,7 @@ def test_clean_name_strips_control_characters() -> None:
     assert clean_name("Ada\r\nBcc: x@example.com\t\x00") == "Ada Bcc: x@example.com"
     assert clean_name(" \r\n ") is None
     assert clean_name('Eve "E", Esq.') == 'Eve "E", Esq.'
+    assert clean_name("Mallory\x1b[2J \x9b31m\x7fRed") == "Mallory [2J 31m Red"  # no terminal escape survives
 
 
 def test_mask_email() -> None:

@@ -34,6 +34,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from digest import verp
+from digest.errors import shown
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,8 @@ def status_in(text: str) -> str | None:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    return " ".join(text.split())[:limit]
+    """A remote server's words as one line: its controls shown as escapes (``bounces list`` prints them)."""
+    return shown(" ".join(text.split()), limit)
 
 
 def _address(value: str) -> str | None:

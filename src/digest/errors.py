@@ -32,6 +32,17 @@ import re
 _LONG_QUOTED = re.compile(r"'([^'\n]{60})[^'\n]{20,}'")
 
 
+def shown(text: object, limit: int = 120) -> str:
+    """Text from outside (a server's reply, a header) fit for a one-line message on a terminal.
+
+    Every character that is not printable (controls, C1, bidi and zero-width
+    formats: a terminal would obey an escape sequence) is written as its
+    Python escape, and the text is cut at ``limit`` characters.
+    """
+    cleaned = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
 class DigestError(Exception):
     """Base class: ``str(err)`` is the one line shown to the user."""
 

@@ -21,8 +21,10 @@ _BIG_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{4,})|([0-9]{5,}));")
 _REPLACEMENT_REF = b"&#xFFFD;"
 # Characters no XML or HTML tree can hold (lxml refuses them in any text it is
 # handed): C0 controls other than tab and newlines, which feedparser passes on
-# from raw bytes and from references like &#1;, and code points that are no characters.
-_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# from raw bytes and from references like &#1;, and code points that are no
+# characters. DEL and the C1 controls go too: never text, and a terminal
+# showing a title would obey one (\x9b opens an escape sequence).
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_CHARACTERS = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 

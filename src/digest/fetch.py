@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from urllib.request import HTTPRedirectHandler, Request, build_opener, url2pathname
 
 from digest import __version__, urls
-from digest.errors import FetchError
+from digest.errors import FetchError, shown
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,15 @@ class HttpFetcher:
                     permanent_redirect=redirects.permanent,
                 )
             raise FetchError(
-                f"{url}: HTTP {exc.code} {exc.reason}", status=str(exc.code), hint=_http_hint(exc.code)
+                f"{url}: HTTP {exc.code} {shown(exc.reason)}", status=str(exc.code), hint=_http_hint(exc.code)
             ) from None
         except URLError as exc:
             raise self._network_error(url, exc.reason) from None
         except (TimeoutError, OSError) as exc:
             raise self._network_error(url, exc) from None
         except http.client.HTTPException as exc:
-            raise FetchError(f"{url}: broken HTTP response: {type(exc).__name__} {exc}".rstrip()) from None
+            # The server's own bytes are in the message (a status line, a header): shown, never obeyed.
+            raise FetchError(f"{url}: broken HTTP response: {type(exc).__name__} {shown(exc)}".rstrip()) from None
         except ValueError as exc:  # http.client.InvalidURL and friends
             raise FetchError(f"{url}: invalid URL: {exc}", hint="check DIGEST_FEED_URL") from None
 
@@ -240,7 +241,7 @@ class HttpFetcher:
         if isinstance(reason, ConnectionRefusedError):
             return FetchError(f"{url}: connection refused", status="unreachable")
         detail = getattr(reason, "strerror", None) or str(reason)
-        return FetchError(f"{url}: cannot connect: {detail}", status="unreachable")
+        return FetchError(f"{url}: cannot connect: {shown(detail)}", status="unreachable")
 
 
 def _http_hint(code: int) -> str | None:

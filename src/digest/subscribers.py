@@ -17,7 +17,7 @@ import secrets
 
 from digest.errors import InputError
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")  # C0, DEL and C1: \x1b and \x9b open terminal escapes
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
