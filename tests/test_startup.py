@@ -36,10 +36,12 @@ BUDGET = {
     ("--help",): set(),
     ("--version",): set(),
     ("subscribers", "--help"): set(),
-    ("subscribers", "list"): {"sqlite_utils", "email_validator", "pygments", "dotenv"},
-    ("feeds", "list"): {"sqlite_utils", "pygments", "dotenv"},
+    # No env file here: python-dotenv loads only to read one, Pygments only to render (or to check
+    # a DIGEST_CODE_STYLE other than the default).
+    ("subscribers", "list"): {"sqlite_utils", "email_validator"},
+    ("feeds", "list"): {"sqlite_utils"},
     # check sanitises what it stores (nh3, and lxml to turn embeds into links), but never renders.
-    ("check",): {"sqlite_utils", "feedparser", "lxml", "email_validator", "pygments", "dotenv"},
+    ("check",): {"sqlite_utils", "feedparser", "lxml", "email_validator"},
 }
 
 
@@ -112,6 +114,14 @@ def test_a_send_with_nothing_new_loads_neither_parser_renderer_nor_smtp(
     assert "feedparser" in imported(("send",), quiet, tmp_path)  # the first run reads the feed
     modules = imported(("send",), quiet, tmp_path)
     assert modules & {"feedparser", "jinja2", "premailer", "cssutils", "smtplib", "flufl", "nh3"} == set()
+    assert modules & {"dotenv", "pygments"} == set()
+
+
+def test_an_env_file_or_another_code_style_loads_what_it_needs(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DIGEST_DB={env['DIGEST_DB']}\n", encoding="utf-8")
+    environ = {key: value for key, value in env.items() if key != "DIGEST_DB"}
+    assert "dotenv" in imported(("feeds", "list"), environ, tmp_path)
+    assert "pygments" in imported(("feeds", "list"), {**env, "DIGEST_CODE_STYLE": "monokai"}, tmp_path)
 
 
 def test_a_send_that_is_accepted_loads_no_bounce_rules(

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from digest import config_warnings
 from digest.config.readers import READERS
 from digest.config.settings import Settings
@@ -24,6 +22,8 @@ def _source(env_file: Path | None, environ: Mapping[str, str] | None) -> Source:
         return Source(asked, {}, Path.cwd())
     if not env_file.is_file():
         raise ConfigError(f"--env: no such file: {env_file}")
+    from dotenv import dotenv_values  # only with a file to read: many services set the environment itself
+
     file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     return Source(asked, file_values, env_file.resolve().parent)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from digest.config.values import parse_address
+from digest.config.values import DEFAULT_CODE_STYLE, parse_address
 from digest.errors import ConfigError
 from digest.models import FirstRunPolicy as FirstRunPolicy  # plain data: the store needs no config
 
@@ -43,7 +43,7 @@ class Settings:
     max_entries: int = 20
     max_html_bytes: int = 90_000
     first_run: FirstRunPolicy = field(default_factory=lambda: FirstRunPolicy("latest", 3))
-    code_style: str = "default"
+    code_style: str = DEFAULT_CODE_STYLE
     template_dir: Path | None = None
     subject_template: str = DEFAULT_SUBJECT
     public_url: str | None = None

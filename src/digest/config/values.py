@@ -196,7 +196,12 @@ def trusted_proxies(key: str, value: str) -> int | tuple[str, ...]:
     return tuple(networks)
 
 
+DEFAULT_CODE_STYLE = "default"
+
+
 def check_code_style(name: str) -> None:
+    if name == DEFAULT_CODE_STYLE:
+        return  # Pygments always has it: a command that renders nothing need not import Pygments to know
     from pygments.styles import STYLE_MAP, get_all_styles
 
     # The built-in names first: get_all_styles() also asks every installed
