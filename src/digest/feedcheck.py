@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from digest import store
 from digest.config import Settings
-from digest.errors import DigestError, FeedError, FetchError
+from digest.errors import DigestError, FeedError, FetchError, shown
 from digest.fetch import Fetcher, FetchResult, body_hash
 from digest.models import Feed, ParsedFeed, StoredEntry
 from digest.wiring import Wiring
@@ -126,7 +126,7 @@ _DATA_ERRORS = (ValueError, TypeError, OverflowError, LookupError)
 def _unforeseen(url: str, doing: str, exc: BaseException) -> FeedError:
     log.debug("feed %s could not be %s", url, doing, exc_info=True)  # the traceback, for a bug report
     return FeedError(
-        f"{url}: could not be {doing}: {type(exc).__name__}: {exc}", hint="-vv logs where; please report it"
+        f"{url}: could not be {doing}: {type(exc).__name__}: {shown(exc)}", hint="-vv logs where; please report it"
     )
 
 

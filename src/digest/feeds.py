@@ -30,7 +30,7 @@ from lxml import html as lxml_html
 
 from digest import feedtext, urls
 from digest.deferred import deferred
-from digest.errors import FeedError
+from digest.errors import FeedError, shown
 from digest.fetch import FetchResult
 from digest.models import Enclosure, Entry, ParsedFeed
 from digest.sanitize import sanitise_entry_html
@@ -72,7 +72,9 @@ def parse_feed(result: FetchResult) -> ParsedFeed:
         # feedparser's own failure on a body it could not take apart (seen: the loose
         # parser on references it cannot encode; the cause is logged with -vv).
         log.debug("feedparser failed on %s", result.url, exc_info=True)
-        raise FeedError(f"{result.url}: unreadable feed: feedparser failed ({type(exc).__name__}: {exc})") from None
+        raise FeedError(
+            f"{result.url}: unreadable feed: feedparser failed ({type(exc).__name__}: {shown(exc)})"
+        ) from None
     feedtext.scrub(parsed.feed)
     feedtext.scrub(parsed.entries)
     raw_entries = [raw for raw in parsed.entries if _has_substance(raw)]
@@ -170,7 +172,7 @@ def _normalise_entries(
             entry = _entry(raw, raw_title, base_url, (base, sharing[base]) if base else None)
         except Exception as exc:  # a bug meeting an input nobody foresaw: contained to the item
             log.debug("item %d (%r) of the feed could not be read", number + 1, raw_title, exc_info=True)
-            unreadable.append(f"item {number + 1} {raw_title[:60]!r}: {type(exc).__name__}: {exc}")
+            unreadable.append(f"item {number + 1} '{shown(raw_title, 60)}': {type(exc).__name__}: {shown(exc)}")
             continue
         if entry.key in seen:
             log.debug("skipping a repeated item %s", entry.key)  # the very same item listed twice

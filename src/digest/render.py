@@ -26,7 +26,7 @@ from digest import entryview, headers, layout, sandbox, textify
 from digest.config import Settings
 from digest.deferred import deferred
 from digest.entryview import EntryView
-from digest.errors import ConfigError, RenderError, TemplateLimitError
+from digest.errors import ConfigError, RenderError, TemplateLimitError, shown
 from digest.layout import FORMS, RenderStats
 from digest.models import Digest, StoredEntry
 from digest.placeholders import LEGACY_RECIPIENT, LEGACY_UNSUBSCRIBE, Placeholders
@@ -235,10 +235,10 @@ class _Layout:
             self._bare.add(index)
             log.debug("entry %s could not be prepared as %s", entry.key, form, exc_info=True)
             log.warning(
-                "post %r could not be prepared (%s: %s): the digest shows its title and link only; -vv logs where",
-                entry.title,
+                "post '%s' could not be prepared (%s: %s): the digest shows its title and link only; -vv logs where",
+                shown(entry.title, 80),
                 type(exc).__name__,
-                exc,
+                shown(exc),
             )
             return entryview.bare_view(entry, self.settings)
 
