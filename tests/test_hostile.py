@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import base64
 import re
+import sqlite3
 import ssl
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
 
 from digest.errors import ConfigError
 from digest.wiring import wire
-from helpers import SmtpServer, run_cli, settings_from, start_smtp
+from helpers import RecordingHandler, SmtpServer, run_cli, running_smtp, settings_from, start_smtp
 
 EW_CRLF = "=?utf-8?q?Notes=0D=0ABcc:_x@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0Aowned?="
 LEGACY_LOOKALIKES = ("DIGEST-PERSONAL-RECIPIENT", "DIGEST-PERSONAL-UNSUBSCRIBE-URL")
@@ -421,3 +423,31 @@ def test_a_full_disk_for_the_lock_file_or_the_preview_folder_is_one_line(env: di
     result = run_cli(["send", "--dry-run", "--output", str(preview)], {**env, "DIGEST_DB": str(tmp_path / "p.db")})
     assert result.exit_code == 2, result.output
     assert "--output: cannot write" in result.output and "the disk is full" in result.output
+
+
+def test_an_smtp_reply_s_terminal_escapes_are_shown_never_obeyed(env: dict[str, str]) -> None:
+    class Refusing(RecordingHandler):
+        async def handle_RCPT(
+            self, server: object, session: object, envelope: Any, address: str, options: object
+        ) -> str:
+            if address.startswith("refused"):
+                return "550 5.1.1 \x1b]0;owned\x07\x1b[2Jno such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    with running_smtp(Refusing()) as server:
+        environ = {**env, "SMTP_PORT": str(server.port)}
+        for address in ("refused@example.com", "reader@example.com"):
+            assert run_cli(["subscribers", "add", address], environ).exit_code == 0
+        sent = run_cli(["send"], environ)
+        status = run_cli(["status"], environ)
+
+    assert server.handler.recipients() == ["reader@example.com"]
+    (stored,) = (
+        sqlite3.connect(env["DIGEST_DB"])
+        .execute("SELECT last_error FROM deliveries WHERE status = 'failed'")
+        .fetchone()
+    )
+    assert "\\x1b]0;owned\\x07\\x1b[2Jno such user" in stored
+    for text in (sent.output, status.output, stored):
+        assert not {"\x1b", "\x07"} & set(text)

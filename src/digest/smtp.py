@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.errors import ConnectFailure, SendError
+from digest.errors import ConnectFailure, SendError, shown
 from digest.message import OutgoingMessage
 
 
@@ -257,16 +257,16 @@ def _close_quietly(smtp: smtplib.SMTP | None) -> None:
 
 
 def reply_text(value: bytes | str) -> str:
-    """A server reply on one line."""
+    """A server reply on one line, its unprintable characters escaped (it is printed and stored)."""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return " ".join(text.split())
+    return shown(" ".join(text.split()), 500)
 
 
 def describe(exc: BaseException) -> str:
     """An SMTP error (its code and reply) or any other exception, on one line."""
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {reply_text(exc.smtp_error)}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return shown(" ".join(str(exc).split()), 500) or type(exc).__name__
 
 
 def mailbox_full(code: int, reply: bytes | str) -> bool:
