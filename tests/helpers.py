@@ -7,6 +7,8 @@
 * the CLI through click's runner, ``run_cli``, and the one way tests add
   subscribers, ``add_subscribers``; ``app_target``, the web app's path for a
   mailed link;
+* ``answering``, a raw TCP server that sends fixed bytes (a broken or
+  hostile server);
 * the one polling helper, ``wait_until``, for conditions another thread or
   process makes true (its deadline bounds a failure; it is not a timing
   assertion);
@@ -240,6 +242,32 @@ class FeedHost:
         self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@contextmanager
+def answering(reply: bytes, *, speaks_first: bool = False) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` and closes it; yields its port.
+
+    It reads the client's request first unless it ``speaks_first`` (a greeting, as IMAP and SMTP servers do).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                if not speaks_first:
+                    conn.recv(65536)
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
 
 
 # --- environment and CLI ------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from digest.wiring import wire
-from helpers import add_subscribers, free_port, run_cli
+from helpers import add_subscribers, answering, free_port, run_cli
 
 DOVECOT = Path("/usr/sbin/dovecot")
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces" / "new"
@@ -182,3 +182,15 @@ def test_the_daemon_polls_the_mailbox_when_imap_is_configured(env: dict[str, str
         assert build_scheduler(Daemon(wire(settings_from(env)), db)).get_job("bounces") is None  # no IMAP: no job
     finally:
         db.close()
+
+
+def test_an_imap_server_s_words_in_an_error_are_shown_never_obeyed(env: dict[str, str]) -> None:
+    # No Dovecot needed: a server that says BYE with escape sequences in its greeting.
+    with answering(b"* BYE \x1b]0;owned\x07\x1b[2Jgo away\r\n", speaks_first=True) as port:
+        environ = {**env, "DIGEST_BOUNCE_IMAP_HOST": "127.0.0.1", "DIGEST_BOUNCE_IMAP_PORT": str(port),
+                   "DIGEST_BOUNCE_IMAP_USER": "bounces", "DIGEST_BOUNCE_IMAP_SECURITY": "none"}  # fmt: skip
+        result = run_cli(["bounces", "process", "--imap"], environ)
+
+    assert result.exit_code == 1
+    assert "\\x1b]0;owned\\x07\\x1b[2Jgo away" in result.output
+    assert not {"\x1b", "\x07"} & set(result.output)

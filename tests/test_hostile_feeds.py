@@ -10,11 +10,7 @@ same stages.
 from __future__ import annotations
 
 import random
-import socket
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import feedparser
@@ -27,7 +23,7 @@ from digest.errors import FeedError
 from digest.feeds import parse_feed
 from digest.fetch import FetchResult
 from digest.render import render_digest
-from helpers import run_cli, settings_from, stored_entries_of
+from helpers import answering, run_cli, settings_from, stored_entries_of
 
 # Text urllib.parse raises ValueError on (when split, or when .hostname/.port is read).
 UNREADABLE_URLS = [
@@ -161,28 +157,6 @@ def test_an_unreadable_url_in_the_configuration_is_one_line_and_exit_2(env: dict
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [result.output.strip()]
     assert result.output.startswith(f"Error: {key}: ")
-
-
-@contextmanager
-def answering(reply: bytes) -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` and closes it; yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(reply)
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from digest.bounceprocess import PROCESSED_FOLDER, ProcessReport, process_bytes
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, shown
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def process_imap(db: Database, settings: Settings, *, dry_run: bool = False) -> 
     try:
         client = _connect(settings)
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise DigestError(f"{where}: cannot connect: {exc}") from None
+        raise DigestError(f"{where}: cannot connect: {shown(exc)}") from None  # the server's words, escaped
     try:
         try:
             client.login(settings.bounce_imap_user, settings.bounce_imap_password or "")
@@ -71,7 +71,7 @@ def process_imap(db: Database, settings: Settings, *, dry_run: bool = False) -> 
             _move(client, b",".join(done).decode(), PROCESSED_FOLDER)
         client.logout()
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise DigestError(f"{where}: {exc}") from None
+        raise DigestError(f"{where}: {shown(exc)}") from None
     finally:
         if client.state != "LOGOUT":
             client.shutdown()
@@ -88,7 +88,7 @@ def _move(client: imaplib.IMAP4, uids: str, folder: str) -> None:
             return
     typ, detail = client.uid("COPY", uids, folder)
     if typ != "OK":
-        raise DigestError(f"IMAP: cannot copy processed mail to {folder!r}: {detail}")
+        raise DigestError(f"IMAP: cannot copy processed mail to {folder!r}: {shown(detail)}")
     client.uid("STORE", uids, "+FLAGS.SILENT", r"(\Deleted)")
     if "UIDPLUS" in capabilities:
         client.uid("EXPUNGE", uids)  # only these: never another client's deleted mail
