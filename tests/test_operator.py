@@ -212,6 +212,9 @@ def test_send_to_resends_the_last_digest_when_nothing_is_due(smtp_env: dict[str,
     missing = run_cli(["send", "--to", "me@example.com", "--digest", "7"], smtp_env)
     assert missing.exit_code == 2 and "--digest: no digest 7" in missing.output
     assert run_cli(["send", "--digest", "1"], smtp_env).exit_code == 2  # --digest goes with --to
+    for number in ("0", "9" * 30):  # past SQLite's 64 bits it was an OverflowError traceback
+        beyond = run_cli(["send", "--to", "me@example.com", "--digest", number], smtp_env)
+        assert beyond.exit_code == 2 and "Invalid value for '--digest'" in beyond.output, beyond.output
 
 
 def test_send_to_says_when_the_unsubscribe_link_is_a_placeholder(

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     "--digest",
     "digest_id",
     type=int,
+    callback=lambda ctx, param, value: _digest_number(value),
     metavar="N",
     help="With --to: send digest N again (default: what is due, else the latest digest sent).",
 )
@@ -305,3 +306,10 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_jso
     if open_browser:
         webbrowser.open(result.files["html"].resolve().as_uri())
     return code
+
+
+def _digest_number(value: int | None) -> int | None:
+    """--digest N: a digest's id is a positive SQLite integer (64 bits); anything else is a usage error."""
+    if value is not None and not 1 <= value < 2**63:
+        raise click.BadParameter(f"no digest {value}: digests are numbered from 1")
+    return value
