@@ -379,3 +379,21 @@ def test_fuzzed_feeds_parse_to_entries_or_a_feed_error_and_always_render(env: di
         entries = stored_entries_of(parsed)
         html = render_digest(entries, settings, archive_url=None).html
         assert "</html>" in html, (seed, round_number, body)
+
+
+@pytest.mark.parametrize("bad", [*UNREADABLE_URLS, "https:///no-host", "ftp://blog.example/feed.xml"])
+def test_feeds_move_to_an_unreadable_url_is_refused_not_taken_for_a_path(
+    env: dict[str, str], tmp_path: Path, bad: str
+) -> None:
+    feed = atom(tmp_path / "feed.atom", entry(1))
+    environ = {**env, "DIGEST_FEED_URL": str(feed)}
+    assert run_cli(["check"], environ).exit_code == 0
+
+    moved = run_cli(["feeds", "move", str(feed), bad], environ)
+    removed = run_cli(["feeds", "remove", bad], environ)
+
+    assert moved.exit_code == removed.exit_code == 2
+    assert moved.output.strip().splitlines()[-1].startswith("Error: ")
+    assert bad in moved.output and "/tmp" not in moved.output.replace(str(feed), "")
+    (url,) = sqlite3.connect(env["DIGEST_DB"]).execute("SELECT url FROM feeds").fetchone()
+    assert url == str(feed)

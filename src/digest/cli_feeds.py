@@ -14,14 +14,16 @@ from pathlib import Path
 
 import click
 
-from digest import urls
+from digest.config.values import feed_url_problem, is_feed_url
 from digest.errors import InputError
 
 
 def _feed_name(value: str) -> str:
     """A URL as written; a local path made absolute the way the configuration does it."""
-    scheme = urls.scheme(value)
-    if scheme in ("http", "https", "file"):
+    problem = feed_url_problem(value)
+    if problem is not None:  # not taken for a path: "http://[::1" is no file to move a feed to
+        raise InputError(problem)
+    if is_feed_url(value):
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else Path.cwd() / path)

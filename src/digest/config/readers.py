@@ -12,7 +12,6 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from digest import urls
 from digest.config import values
 from digest.config.settings import IMAP_DEFAULT_PORTS, SMTP_DEFAULT_PORTS, FirstRunPolicy
 from digest.config.source import DEFAULTS, Source
@@ -31,17 +30,10 @@ def read_paths(src: Source) -> Fields:
 
 
 def _feed_location(src: Source, value: str) -> str:
-    parts = urls.split(value)
-    if parts is None:
-        raise ConfigError(f"DIGEST_FEED_URL: not a valid URL: {value!r}", hint="check the host and the port")
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https") and not parts.hostname:
-        raise ConfigError(f"DIGEST_FEED_URL: no host in {value!r}")
-    if scheme in ("http", "https", "file"):
-        return value
-    if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
-        raise ConfigError(f"DIGEST_FEED_URL: unsupported URL scheme {scheme!r} in {value!r}")
-    return str(src.resolved("DIGEST_FEED_URL", value))
+    problem = values.feed_url_problem(value)
+    if problem is not None:
+        raise ConfigError(f"DIGEST_FEED_URL: {problem}")
+    return value if values.is_feed_url(value) else str(src.resolved("DIGEST_FEED_URL", value))
 
 
 def _first_run(key: str, value: str) -> FirstRunPolicy:

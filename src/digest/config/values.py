@@ -196,6 +196,25 @@ def trusted_proxies(key: str, value: str) -> int | tuple[str, ...]:
     return tuple(networks)
 
 
+def feed_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot name a feed, or None: a URL Python cannot read, an http(s) URL with no host,
+    an unsupported scheme. Anything with no scheme (or a one-letter one: a Windows drive) is a path."""
+    parts = urls.split(value)
+    if parts is None:
+        return f"not a valid URL (check the host and the port): {value!r}"
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        return f"no host in {value!r}"
+    if len(scheme) > 1 and scheme not in ("http", "https", "file"):
+        return f"unsupported URL scheme {scheme!r} in {value!r}"
+    return None
+
+
+def is_feed_url(value: str) -> bool:
+    """A feed named by URL (http, https, file), not by a local path; ``value`` has passed feed_url_problem."""
+    return urls.scheme(value) in ("http", "https", "file")
+
+
 DEFAULT_CODE_STYLE = "default"
 
 
