@@ -310,6 +310,8 @@ def _dry_run(settings: Settings, output: Path | None, open_browser: bool, as_jso
 
 def _digest_number(value: int | None) -> int | None:
     """--digest N: a digest's id is a positive SQLite integer (64 bits); anything else is a usage error."""
-    if value is not None and not 1 <= value < 2**63:
+    from digest.models import SQLITE_MAX_INTEGER  # only when --digest is given: --help stays light
+
+    if value is not None and not 1 <= value <= SQLITE_MAX_INTEGER:
         raise click.BadParameter(f"no digest {value}: digests are numbered from 1")
     return value

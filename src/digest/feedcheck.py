@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from digest import store
 from digest.config import Settings
-from digest.errors import DigestError, FeedError, FetchError, shown
+from digest.errors import FeedError, FetchError, shown
 from digest.fetch import Fetcher, FetchResult, body_hash
 from digest.models import Feed, ParsedFeed, StoredEntry
 from digest.wiring import Wiring
@@ -134,8 +134,6 @@ def _record_contained(db: Database, settings: Settings, fetched: _Fetched) -> Fe
     """:func:`_record`, with a failure that belongs to this feed's data recorded as the feed's error."""
     try:
         return _record(db, settings, fetched)
-    except DigestError:
-        raise
     except _DATA_ERRORS as exc:  # its transaction rolled back: the entries are as they were
         failed = _Fetched(fetched.report, fetched.now, failure=_unforeseen(fetched.report.url, "recorded", exc))
         return _record(db, settings, failed)

@@ -32,7 +32,7 @@ from digest import feedtext, urls
 from digest.deferred import deferred
 from digest.errors import FeedError, shown
 from digest.fetch import FetchResult
-from digest.models import Enclosure, Entry, ParsedFeed
+from digest.models import SQLITE_MAX_INTEGER, Enclosure, Entry, ParsedFeed
 from digest.sanitize import sanitise_entry_html
 from digest.textdir import language_tag
 
@@ -373,7 +373,7 @@ def _length(value: Any) -> int | None:
         length = int(value)
     except (TypeError, ValueError):
         return None
-    return length if 0 < length < 2**63 else None  # SQLite's INTEGER holds 64 bits
+    return length if 0 < length <= SQLITE_MAX_INTEGER else None
 
 
 def _host(url: str) -> str:

@@ -13,6 +13,9 @@ from typing import Literal
 # The export carries the consent record: where the address came from
 # (source: form, cli, import:<file>), when it signed up (created) and when it
 # confirmed its address (confirmed; empty for owner-added addresses).
+# The largest number an SQLite INTEGER holds: an id or a length from outside past it is none.
+SQLITE_MAX_INTEGER = 2**63 - 1
+
 STATUSES = ("active", "pending", "unsubscribed", "bounced")
 # How an address became unsubscribed or bounced (subscribers.unsubscribe_reason):
 # one-click (List-Unsubscribe, or the /unsubscribe page's button), page (the

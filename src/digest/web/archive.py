@@ -22,6 +22,7 @@ import flask
 import lxml.html
 
 from digest import store
+from digest.models import SQLITE_MAX_INTEGER
 from digest.placeholders import Placeholders
 from digest.web import security
 from digest.web.pages import db, message, page_response, render_page, settings, style_hash
@@ -68,8 +69,8 @@ def listing() -> flask.Response:
     return _public(response)
 
 
-# SQLite integers are 64-bit: a longer number is no digest (a 404, not an OverflowError).
-@blueprint.get(f"/archive/<int(max={2**63 - 1}):digest_id>")
+# A number SQLite cannot hold is no digest: a 404, not an OverflowError.
+@blueprint.get(f"/archive/<int(max={SQLITE_MAX_INTEGER}):digest_id>")
 def one(digest_id: int) -> flask.Response:
     row = store.archived_digest(db(), digest_id)
     if row is None:
