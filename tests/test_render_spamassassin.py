@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 def test_the_digest_scores_as_ham(env: dict[str, str], tmp_path: Path, feed: str) -> None:
     environ = {**env, "DIGEST_POSTAL_ADDRESS": "1 Example Street, Lyon"}
     if feed == "jekyll":
-        if not SHARED_FEED.exists():
+        if not SHARED_FEED.exists() and not os.environ.get("CI"):
             pytest.skip("shared feed not present")
         environ.update(DIGEST_FEED_URL=str(SHARED_FEED), DIGEST_MODE="full", DIGEST_FIRST_RUN="all")
     result = run_cli(["send", "--dry-run", "--output", str(tmp_path)], environ)
