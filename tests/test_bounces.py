@@ -277,6 +277,7 @@ def test_odd_mail_is_classified_moved_byte_for_byte_and_never_a_traceback(env: d
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+    assert "Exception in detector" not in result.stderr  # at -v; a DEBUG line only with -vv
     assert "3 message(s): 1 bounce, 0 complaint, 1 auto-reply, 0 delayed, 1 unrecognised" in result.stdout
     assert rows(env)["bob@example.net"][0] == "bounced"
     assert sorted(p.name for p in (box / "new").iterdir()) == ["3.no-from"]  # unrecognised: left for a person

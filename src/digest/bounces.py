@@ -43,15 +43,15 @@ class _DetectorFailures(logging.Filter):
     """flufl.bounce logs a detector that raised on odd mail at ERROR, with its traceback: one DEBUG line here.
 
     A detector failing is flufl.bounce trying the next one, not an error of
-    digest's: the operator sees nothing unless they ask with -vv.
+    digest's: the record is dropped and said again as a DEBUG line of this
+    module's logger, so the operator sees it only with -vv.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
             failure = record.exc_info[1]
-            record.msg, record.args = f"{record.getMessage()}: {type(failure).__name__}: {failure}", ()
-            record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            log.debug("flufl.bounce: %s: %s: %s", record.getMessage(), type(failure).__name__, failure)
+            return False
         return True
 
 
